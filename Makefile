@@ -1,0 +1,24 @@
+# sharedbasis_mm: `make demo` runs the main job, `make test` the tests.
+# Both first install what is missing (tools/install_env.sh): a virtual
+# environment in $(VENV) with the verified stack and mmcv built with its ops.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.sharedbasis_mm-installed
+PYTEST_ARGS ?=
+
+.PHONY: install test demo clean
+
+install: $(STAMP)
+
+$(STAMP): tools/install_env.sh requirements/verified.txt requirements.txt setup.py
+	bash tools/install_env.sh $(VENV)
+	touch $@
+
+test: $(STAMP)
+	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PYTHON) tools/model_table.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,204 @@
+"""Tied block layers of "Tied Block Convolution" (Wang and Yu, AAAI 2021).
+
+A tied block layer splits its C input channels into B equal blocks and applies
+ONE thin filter, defined on C/B channels, to every block (eq. 3). The blocks
+are folded into the batch dimension, so the layer runs as a single convolution
+(or matrix product) whatever B is.
+"""
+from typing import Tuple, Union
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+from torch.nn.modules.utils import _pair
+
+from ..registry import MODELS
+
+_IntPair = Union[int, Tuple[int, int]]
+
+
+def check_positive(layer: str, name: str, value: int) -> None:
+    """Raise a ValueError unless ``value`` is a positive integer."""
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f'{layer}: {name} must be a positive integer, '
+                         f'got {name}={value!r}')
+
+
+def check_divisible(layer: str, name: str, value: int, divisor_name: str,
+                    divisor: int) -> None:
+    """Raise a ValueError unless ``value`` is divisible by ``divisor``."""
+    if value % divisor != 0:
+        raise ValueError(f'{layer}: {name}={value} must be divisible by '
+                         f'{divisor_name}={divisor}')
+
+
+@MODELS.register_module('TBC')
+@MODELS.register_module('TGC')
+class TiedBlockConv2d(nn.Module):
+    """Tied block convolution (TBC, eq. 3) and its group form (TGC, eq. 4).
+
+    The input channels are split into ``blocks`` equal blocks and one filter
+    bank of shape ``(out_channels / B, in_channels / (B * groups), k, k)`` is
+    applied to each of them; the B responses are concatenated along the
+    channels. It is a group convolution with B groups whose weight is the same
+    thin filter repeated B times, computed as one convolution call on the
+    input viewed as ``(N * B, C / B, H, W)``.
+
+    With ``groups = G > 1`` this is the tied block group convolution (TGC):
+    inside each block, the thin filter is itself a group convolution with G
+    groups. The channels are ordered (block, group, channel), blocks
+    outermost; eq. 4 of the paper orders them (group, block), which is the
+    same layer up to a fixed permutation of the input and output channels,
+    and the order used here keeps the fold into the batch a pure view. At
+    ``blocks=1`` TBC is a standard and TGC a group convolution.
+
+    Registered as ``TBC`` and ``TGC``, so that
+    ``build_conv_layer(dict(type='TBC', blocks=2), 64, 64, 3, padding=1)``
+    and any mmcv/mmdet module that takes a ``conv_cfg`` can use it.
+
+    Args:
+        in_channels (int): Input channels C_in, divisible by
+            ``blocks * groups``.
+        out_channels (int): Output channels C_out, divisible by
+            ``blocks * groups``.
+        kernel_size (int | tuple[int, int]): Size of the convolving kernel.
+        stride (int | tuple[int, int]): Stride. Defaults to 1.
+        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
+        dilation (int | tuple[int, int]): Dilation. Defaults to 1.
+        groups (int): Groups of the convolution inside each block (TGC).
+            Defaults to 1.
+        bias (bool): Whether the thin filter has a bias (C_out / B values,
+            tied like the weight). Defaults to True.
+        blocks (int): The block number B. Defaults to 1.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: _IntPair,
+                 stride: _IntPair = 1,
+                 padding: _IntPair = 0,
+                 dilation: _IntPair = 1,
+                 groups: int = 1,
+                 bias: bool = True,
+                 blocks: int = 1) -> None:
+        super().__init__()
+        name = 'TGC' if groups > 1 else 'TBC'
+        check_positive(name, 'blocks', blocks)
+        check_positive(name, 'groups', groups)
+        check_divisible(name, 'in_channels', in_channels, 'blocks * groups',
+                        blocks * groups)
+        check_divisible(name, 'out_channels', out_channels,
+                        'blocks * groups', blocks * groups)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.blocks = blocks
+        self.conv = nn.Conv2d(
+            in_channels // blocks,
+            out_channels // blocks,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias)
+
+    @property
+    def weight(self) -> Tensor:
+        """The tied filter, ``(C_out / B, C_in / (B * groups), k, k)``."""
+        return self.conv.weight
+
+    @property
+    def bias(self) -> Union[Tensor, None]:
+        """The tied bias, ``(C_out / B,)``, or None."""
+        return self.conv.bias
+
+    @property
+    def kernel_size(self) -> Tuple[int, int]:
+        return self.conv.kernel_size
+
+    @property
+    def stride(self) -> Tuple[int, int]:
+        return self.conv.stride
+
+    @property
+    def padding(self) -> Tuple[int, int]:
+        return _pair(self.conv.padding)
+
+    @property
+    def dilation(self) -> Tuple[int, int]:
+        return self.conv.dilation
+
+    @property
+    def groups(self) -> int:
+        return self.conv.groups
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        if c != self.in_channels:
+            raise ValueError(
+                f'{type(self).__name__}: expected an input with '
+                f'in_channels={self.in_channels} channels, got {c}')
+        if self.blocks == 1:
+            return self.conv(x)
+        out = self.conv(x.reshape(n * self.blocks, c // self.blocks, h, w))
+        return out.reshape(n, self.out_channels, *out.shape[-2:])
+
+    def extra_repr(self) -> str:
+        return (f'{self.in_channels}, {self.out_channels}, '
+                f'blocks={self.blocks}')
+
+
+@MODELS.register_module('TFC')
+class TiedLinear(nn.Module):
+    """Tied block fully connected layer (TFC).
+
+    The ``in_features`` inputs are split into ``blocks`` equal blocks and
+    one ``(out_features / B, in_features / B)`` linear map is applied to each
+    block; the outputs are concatenated. At ``blocks=1`` it is ``nn.Linear``.
+
+    Args:
+        in_features (int): Input features, divisible by ``blocks``.
+        out_features (int): Output features, divisible by ``blocks``.
+        bias (bool): Whether the tied map has a bias. Defaults to True.
+        blocks (int): The block number B. Defaults to 1.
+    """
+
+    def __init__(self,
+                 in_features: int,
+                 out_features: int,
+                 bias: bool = True,
+                 blocks: int = 1) -> None:
+        super().__init__()
+        check_positive('TFC', 'blocks', blocks)
+        check_divisible('TFC', 'in_features', in_features, 'blocks', blocks)
+        check_divisible('TFC', 'out_features', out_features, 'blocks',
+                        blocks)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.blocks = blocks
+        self.linear = nn.Linear(in_features // blocks, out_features // blocks,
+                                bias)
+
+    @property
+    def weight(self) -> Tensor:
+        """The tied map, ``(out_features / B, in_features / B)``."""
+        return self.linear.weight
+
+    @property
+    def bias(self) -> Union[Tensor, None]:
+        return self.linear.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(
+                f'TFC: expected inputs with in_features={self.in_features} '
+                f'in the last dimension, got {x.shape[-1]}')
+        out = self.linear(
+            x.reshape(*x.shape[:-1], self.blocks,
+                      self.in_features // self.blocks))
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return (f'in_features={self.in_features}, '
+                f'out_features={self.out_features}, blocks={self.blocks}')
