@@ -61,9 +61,9 @@ class TiedGCB(ContextBlock):
         """``TBC(C, C * ratio) -> LayerNorm -> ReLU -> TBC(C * ratio, C)``."""
         return nn.Sequential(
             TiedBlockConv2d(
-                self.inplanes, self.planes, kernel_size=1,
+                self.in_channels, self.planes, kernel_size=1,
                 blocks=self.blocks),
             nn.LayerNorm([self.planes, 1, 1]), nn.ReLU(inplace=True),
             TiedBlockConv2d(
-                self.planes, self.inplanes, kernel_size=1,
+                self.planes, self.in_channels, kernel_size=1,
                 blocks=self.blocks))

@@ -267,6 +267,15 @@ class TiedResNet(ResNet):
             groups=groups,
             mixer=mixer)
         super().__init__(depth, **kwargs)
+        # mmdet's ResNet zero-initialises the last norm of its own Bottleneck
+        # only; do the same for the TiedBottlenecks, so each residual block
+        # starts as the identity.
+        if (self.zero_init_residual and kwargs.get('init_cfg') is None
+                and kwargs.get('pretrained') is None):
+            for layer_name in self.res_layers:
+                for block in getattr(self, layer_name):
+                    block.init_cfg = dict(
+                        type='Constant', val=0, override=dict(name='norm3'))
 
     def make_res_layer(self, **kwargs) -> ResLayer:
         """Pack the TiedBottlenecks of a stage into a ``ResLayer``."""
