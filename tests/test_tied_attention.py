@@ -171,7 +171,9 @@ def test_plugin_in_resnet(plugin, backbone):
                     position='after_conv3')
             ],
             **part_width))
-    plugins = [m for m in model.modules() if type(m).__name__ == plugin['type']]
+    plugins = [
+        m for m in model.modules() if type(m).__name__ == plugin['type']
+    ]
     assert len(plugins) == 4 + 6 + 3
     model.train()
     outs = model(torch.rand(2, 3, 64, 64))

@@ -40,10 +40,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def design_complexity(depth, splits=4, base_width=32, split_blocks=(1, 2, 4,
-                                                                     8),
-                      mixer='sum', groups=1, entry_blocks=2, se_ratio=None,
-                      se_blocks=1, num_classes=1000):
+def design_complexity(depth,
+                      splits=4,
+                      base_width=32,
+                      split_blocks=(1, 2, 4, 8),
+                      mixer='sum',
+                      groups=1,
+                      entry_blocks=2,
+                      se_ratio=None,
+                      se_blocks=1,
+                      num_classes=1000):
     """Parameters and conv/fc multiply-adds at 224 x 224 of the ImageNet
     classifier of the design in ``tied_resnet.py``, counted by hand."""
     stage_blocks = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}[depth]

@@ -155,7 +155,7 @@ class TiedBottleneck(ResNeXtBottleneck):
                  **kwargs) -> None:
         split_width = planes * base_width // base_channels
         self._check_args(inplanes, planes, splits, base_width, split_width,
-                         split_blocks, entry_blocks, groups, mixer,
+                         split_blocks, entry_blocks, groups,
                          kwargs.get('dcn'))
         # ResNeXt's width rule with `splits` groups gives width = splits * w
         super().__init__(
@@ -185,8 +185,7 @@ class TiedBottleneck(ResNeXtBottleneck):
     @staticmethod
     def _check_args(inplanes: int, planes: int, splits: int, base_width: int,
                     split_width: int, split_blocks: Sequence[int],
-                    entry_blocks: int, groups: int, mixer: str,
-                    dcn: dict) -> None:
+                    entry_blocks: int, groups: int, dcn: dict) -> None:
         """Raise a ValueError naming the argument of a bad configuration."""
         name = 'TiedBottleneck'
         for arg, value in (('splits', splits), ('base_width', base_width),
@@ -201,9 +200,6 @@ class TiedBottleneck(ResNeXtBottleneck):
                 f'{name}: split_blocks must give one block number per split, '
                 f'got split_blocks={tuple(split_blocks)} of length '
                 f'{len(split_blocks)} for splits={splits}')
-        if mixer not in MIXERS:
-            raise ValueError(f'{name}: mixer must be one of {MIXERS}, got '
-                             f'mixer={mixer!r}')
         if dcn is not None:
             raise ValueError(f'{name}: dcn is not supported, got dcn={dcn}')
         for j, blocks in enumerate(split_blocks):
@@ -214,7 +210,8 @@ class TiedBottleneck(ResNeXtBottleneck):
                     f'{base_width} at planes={planes}) must be divisible by '
                     f'split_blocks[{j}] * groups = {blocks} * {groups}')
         for arg, channels in (('inplanes', inplanes),
-                              ('splits * split width', splits * split_width)):
+                              ('width (splits * split width)',
+                               splits * split_width)):
             if channels % entry_blocks != 0:
                 raise ValueError(
                     f'{name}: {arg}={channels} must be divisible by '
