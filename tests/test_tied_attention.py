@@ -70,7 +70,8 @@ def test_se_params_in_seresnet50_table_3():
     """SE, and TiedSE at B = 2, 4, 8, in SEResNet-50: 2.53M, 0.64M, 0.16M,
     0.04M (Table 3). TiedSE sits where SENet puts its SE: after the last
     norm of each bottleneck."""
-    seresnet = MMPRETRAIN_MODELS.build(dict(type='SEResNet', depth=50))
+    seresnet = MMPRETRAIN_MODELS.build(
+        dict(type='SEResNet', depth=50, _scope_='mmpretrain'))
     se_params = plugin_params(seresnet, MMPretrainSELayer)
     assert round(se_params / 1e6, 2) == 2.53
     counts = {}
@@ -79,6 +80,7 @@ def test_se_params_in_seresnet50_table_3():
             dict(
                 type='ResNet',
                 depth=50,
+                _scope_='mmdet',
                 plugins=[
                     dict(
                         cfg=dict(type='TiedSE', ratio=16, blocks=blocks),
@@ -114,7 +116,7 @@ def gcb_params_in_mask_rcnn_r50(blocks):
     """Parameters of the attention modules of mmdet's Mask R-CNN R50 with
     GCB r4 in stages c3-c5 (GCNet's config), as TiedGCB with ``blocks``."""
     backbone = Config.fromfile(GCB_R4_CONFIG).model.backbone
-    backbone.init_cfg = None
+    backbone.update(init_cfg=None, _scope_='mmdet')
     backbone.plugins[0].cfg = dict(type='TiedGCB', ratio=1 / 4, blocks=blocks)
     return plugin_params(MMDET_MODELS.build(backbone), TiedGCB)
 
@@ -123,7 +125,7 @@ def test_gcb_params_in_mask_rcnn_table_4():
     """GCB: 10M; TiedGCB B = 2: 2.5M, 25% (Table 4)."""
     gcb = gcb_params_in_mask_rcnn_r50(1)
     backbone = Config.fromfile(GCB_R4_CONFIG).model.backbone
-    backbone.init_cfg = None
+    backbone.update(init_cfg=None, _scope_='mmdet')
     assert gcb == plugin_params(MMDET_MODELS.build(backbone), ContextBlock)
     assert abs(gcb / 10e6 - 1) < 0.03
     tied = gcb_params_in_mask_rcnn_r50(2)
@@ -164,6 +166,7 @@ def test_plugin_in_resnet(plugin, backbone):
             depth=50,
             base_channels=16,
             norm_eval=False,
+            _scope_='mmdet',
             plugins=[
                 dict(
                     cfg=plugin,

@@ -196,6 +196,7 @@ def test_image_classifier_trains():
     model = MMPRETRAIN_MODELS.build(
         dict(
             type='ImageClassifier',
+            _scope_='mmpretrain',
             backbone=dict(TINY, out_indices=(3, ), norm_eval=False),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(
