@@ -17,7 +17,7 @@ class TiedGCB(ContextBlock):
     ``channel_mul_conv``, ``C -> C * ratio -> C`` with a LayerNorm and a ReLU
     between) replaced by tied block convolutions with ``blocks`` blocks. The
     attention pooling (``conv_mask``) and the LayerNorm keep their width. The
-    transform holds ``1 / B**2`` of the GCB's transform parameters; at
+    transform's weights shrink ``B**2`` times (its biases ``B`` times); at
     ``blocks=1`` the block computes exactly what ``ContextBlock`` computes.
 
     A plugin layer like ``ContextBlock``: ``plugins=[dict(cfg=dict(

@@ -17,8 +17,8 @@ class TiedSE(BaseModule):
     ``blocks`` equal blocks and every block goes through the same small SE
     bottleneck, ``TFC(C, B * h) -> ReLU -> TFC(B * h, C) -> sigmoid``, whose
     output rescales the input channels. ``blocks=1`` is the standard SE
-    (Hu et al., 2018; mmdet's and mmpretrain's ``SELayer``): the layers hold
-    ``1 / B**2`` of the SE's parameters.
+    (Hu et al., 2018; mmdet's and mmpretrain's ``SELayer``); with B blocks
+    the weights shrink ``B**2`` times (the biases ``B`` times).
 
     The hidden width of one block is ``h = max(min_channels, C // B // ratio)``
     as in the authors' TiedSE (``min_channels=2``), which is what gives the
