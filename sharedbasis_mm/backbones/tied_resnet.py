@@ -21,7 +21,7 @@ are in the README):
   ``width`` channels, added to the concatenated split outputs; then the
   bottleneck's norm and ReLU (``norm2``). Only the mixer's input differs
   between the two fusions, as the paper describes it.
-- exit: plain 1 x 1 convolution from ``width`` to ``4 * 64 * 2**i`` channels,
+- exit: plain 1 x 1 convolution from ``width`` to ``4 * planes`` channels,
   norm (``conv3``), the residual shortcut (mmdet's, plain) and a ReLU.
 """
 from typing import Sequence
