@@ -1,4 +1,4 @@
-# The demo: Faster R-CNN with a small shared-basis ResNet-18 (S16U1, 32
+# The demo: Faster R-CNN with a small shared-basis ResNet-18 (S8U1, 16
 # channels first), trained from scratch on the synthetic occlusion set on
 # the CPU in a few minutes (`make demo`, tools/demo.py).
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
@@ -14,20 +14,27 @@ model = dict(
         _delete_=True,
         type='SharedBasisResNet',
         depth=18,
-        base_channels=32,
-        shared_rank=16,
+        base_channels=16,
+        shared_rank=8,
         unique_rank=1,
         num_bases=1,
         frozen_stages=-1,
         norm_eval=False,
         out_indices=(0, 1, 2, 3),
         init_cfg=None),
-    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
-    rpn_head=dict(in_channels=64, feat_channels=64),
+    neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),
+    rpn_head=dict(in_channels=32, feat_channels=32),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(in_channels=64, fc_out_channels=256,
-                       num_classes=len(classes))))
+        bbox_roi_extractor=dict(out_channels=32),
+        bbox_head=dict(in_channels=32, fc_out_channels=128,
+                       num_classes=len(classes))),
+    # Few, small objects per image: fewer proposals and sampled RoIs.
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=600, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(
+        rpn=dict(nms_pre=300, max_per_img=100),
+        rcnn=dict(max_per_img=20)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
