@@ -1,0 +1,10 @@
+# Faster R-CNN, ResNet-101: the baseline of paper 000, Table 4
+_base_ = './faster-rcnn_r50_fpn_4xb2-1x_coco.py'
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))
+
+paper_reference = dict(params=60.52e6)

@@ -1,0 +1,16 @@
+# RetinaNet, ResNet-50: the baseline of paper 000, Table 4, on the paper's
+# schedule. The ResNet-101 and shared-basis configs of this folder inherit it.
+_base_ = [
+    'mmdet::_base_/models/retinanet_r50_fpn.py',
+    '../_base_/datasets/coco_detection.py',
+    '../_base_/schedules/schedule_1x_4xb2.py',
+    '../_base_/default_runtime.py',
+]
+
+# Table 4 counts the baselines' trainable parameters, without the frozen stem
+# and first stage (0.22M), and all parameters of the -Shared models.
+paper_reference = dict(
+    source='paper 000, Table 4',
+    params=37.74e6,
+    flops=None,
+    input_shape=(3, 800, 1333))

@@ -1,0 +1,10 @@
+# Faster R-CNN, ResNet-101, 2x schedule (baseline of paper 003)
+_base_ = './faster-rcnn_r50_fpn_8xb2-2x_coco.py'
+
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))
+
+paper_reference = dict(source='paper 003, Table 1 (backbone)', params=44.6e6)
