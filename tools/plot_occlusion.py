@@ -77,7 +77,8 @@ def plot_occlusion(curves: Dict[str, Dict[str, List[Tuple[float, float]]]],
                       if not math.isnan(y)]
             if points:
                 ax.plot(*zip(*points), marker='o', label=label)
-        ax.set_xlabel('occlusion ratio r')
+        ax.set_xlim(0, 1)
+        ax.set_xlabel('occlusion ratio r (bin centres)')
         ax.set_ylabel(ylabel)
         ax.set_title(f'{iou_type} {ylabel.split(" ")[0]} vs. occlusion')
         ax.grid(alpha=0.3)

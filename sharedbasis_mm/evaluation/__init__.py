@@ -2,11 +2,10 @@ from .occlusion import (DEFAULT_BIN_EDGES, OcclusionBin, OcclusionRatios,
                         bin_label, check_bin_edges, compute_occlusion,
                         image_overlaps, instance_rle, occlusion_bins,
                         subset_dataset)
-from .occlusion_ratio_metric import OcclusionRatioMetric, average_precision
+from .occlusion_ratio_metric import OcclusionRatioMetric
 
 __all__ = [
     'DEFAULT_BIN_EDGES', 'OcclusionBin', 'OcclusionRatios', 'bin_label',
     'check_bin_edges', 'compute_occlusion', 'image_overlaps', 'instance_rle',
-    'occlusion_bins', 'subset_dataset', 'OcclusionRatioMetric',
-    'average_precision'
+    'occlusion_bins', 'subset_dataset', 'OcclusionRatioMetric'
 ]

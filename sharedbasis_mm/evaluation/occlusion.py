@@ -284,7 +284,8 @@ def occlusion_bins(ratios: OcclusionRatios,
     return bins
 
 
-def subset_dataset(coco: Union[COCO, dict], occlusion_bin: OcclusionBin) -> dict:
+def subset_dataset(coco: Union[COCO, dict],
+                   occlusion_bin: OcclusionBin) -> dict:
     """The COCO dict of one occlusion bin, for any COCO evaluator.
 
     It keeps the bin's images, all their annotations and every other field

@@ -22,8 +22,10 @@ from .occlusion import (DEFAULT_BIN_EDGES, OCCLUSION_LEVELS, OcclusionBin,
                         has_segmentation, occlusion_bins, subset_dataset)
 
 BIN_IOU_TYPES = ('bbox', 'segm')
-# metric name -> IoU threshold it reads (None: mean over all thresholds)
+# metric name -> the IoU threshold it reads (None: mean over all)
 BIN_METRIC_ITEMS = (('mAP', None), ('mAP_50', 0.5), ('mAP_75', 0.75))
+# detections per image of COCO's AP (COCOeval's default for stats[0:3])
+BIN_MAX_DETS = 100
 
 
 def _coco_from_dict(dataset: dict) -> COCO:
@@ -36,25 +38,26 @@ def _coco_from_dict(dataset: dict) -> COCO:
 
 def average_precision(coco_eval: COCOeval,
                       iou_thr: Optional[float] = None) -> float:
-    """AP of an accumulated COCOeval at area 'all' and its largest number of
-    detections, the way ``COCOeval.summarize`` computes it.
+    """AP of an accumulated COCOeval that evaluated one area range and one
+    detection limit, as ``COCOeval.summarize`` computes it.
 
     Args:
         coco_eval (COCOeval): Evaluated and accumulated.
         iou_thr (float, optional): Read this IoU threshold only; None
-            averages over all. Defaults to None.
+            averages over all of them. Defaults to None.
 
     Returns:
-        float: The AP, NaN when no category has ground truth (or the
-        threshold was not evaluated).
+        float: The AP; -1 when no category has ground truth, as in
+        ``COCOeval.stats``; NaN when ``iou_thr`` was not evaluated.
     """
-    params = coco_eval.params
-    area = params.areaRngLbl.index('all')
-    precision = coco_eval.eval['precision'][:, :, :, area, -1]
+    precision = coco_eval.eval['precision'][..., 0, 0]
     if iou_thr is not None:
-        precision = precision[np.where(iou_thr == params.iouThrs)[0]]
+        thresholds = np.where(iou_thr == coco_eval.params.iouThrs)[0]
+        if not thresholds.size:
+            return math.nan
+        precision = precision[thresholds]
     precision = precision[precision > -1]
-    return float(np.mean(precision)) if precision.size else math.nan
+    return float(np.mean(precision)) if precision.size else -1.0
 
 
 @METRICS.register_module()
@@ -69,12 +72,14 @@ class OcclusionRatioMetric(CocoMetric):
     is computed from the ground truth alone (see
     :mod:`sharedbasis_mm.evaluation.occlusion`), once, and cached.
 
-    A bin is evaluated as pycocotools' COCOeval evaluates the COCO file that
-    :func:`subset_dataset` (and ``tools/occlusion_subsets.py``) writes for it,
-    with CocoMetric's categories, IoU thresholds and detection limits: AP is
-    read at area 'all' and the largest limit (``proposal_nums[-1]``, 1000 by
-    default, as CocoMetric's mAP). A bin without images has NaN AP. Images
-    without non-crowd instance are in no bin.
+    A bin's AP, AP50 and AP75 are ``COCOeval.stats[0:3]`` of pycocotools'
+    COCOeval on the COCO file that :func:`subset_dataset` (and
+    ``tools/occlusion_subsets.py``) writes for the bin: area 'all', at most
+    100 detections per image (COCOeval's default), CocoMetric's categories
+    and IoU thresholds; -1 where no category of the bin has ground truth, as
+    in COCOeval. Only that area range and that limit are evaluated. A bin
+    without images has NaN AP (and a logged warning). Images without a
+    non-crowd instance are in no bin.
 
     Args:
         bin_edges (Sequence[float]): Increasing edges in [0, 1]; bin ``k``
@@ -228,7 +233,7 @@ class OcclusionRatioMetric(CocoMetric):
     def _evaluate_bin(self, occ_bin: OcclusionBin,
                       coco_dts: Dict[str, COCO]) -> List[float]:
         """AP, AP50 and AP75 of one bin for every IoU type of ``coco_dts``
-        (NaN for an empty bin)."""
+        (NaN for a bin without images)."""
         if not occ_bin.img_ids:
             return [math.nan] * len(coco_dts) * len(BIN_METRIC_ITEMS)
         values = []
@@ -238,8 +243,8 @@ class OcclusionRatioMetric(CocoMetric):
                 coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
                 coco_eval.params.catIds = self.cat_ids
                 coco_eval.params.imgIds = occ_bin.img_ids
-                coco_eval.params.maxDets = list(self.proposal_nums)
                 coco_eval.params.iouThrs = self.iou_thrs
+                coco_eval.params.maxDets = [BIN_MAX_DETS]
                 coco_eval.params.areaRng = coco_eval.params.areaRng[:1]
                 coco_eval.params.areaRngLbl = coco_eval.params.areaRngLbl[:1]
                 coco_eval.evaluate()
