@@ -65,8 +65,8 @@ def dataset():
         for _ in range(num):
             cx, cy = centre + rng.normal(0, spread, 2)
             w, h = rng.uniform(6, 24, 2)
-            x0, y0 = np.clip((cx - w / 2, cy - h / 2), 0, (WIDTH - 4,
-                                                          HEIGHT - 4))
+            x0, y0 = np.clip((cx - w / 2, cy - h / 2), 0,
+                             (WIDTH - 4, HEIGHT - 4))
             x1, y1 = np.clip((x0 + w, y0 + h), 0, (WIDTH, HEIGHT))
             polygon = [round(v * 2) / 2 for v in polygon_around(
                 rng, x0, y0, x1, y1)]
@@ -387,3 +387,26 @@ def test_no_predictions(dataset, ann_file, tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         OcclusionRatioMetric(**kwargs)
+
+
+def test_benchmark_tool(tmp_path):
+    tool = load_tool('benchmark_occlusion')
+    dataset = tool.make_dataset(
+        np.random.default_rng(0), num_images=12, num_instances=60,
+        height=40, width=50, num_classes=3)
+    assert len(dataset['images']) == 12 and len(dataset['annotations']) == 60
+    points = np.concatenate([
+        np.reshape(a['segmentation'][0], (-1, 2))
+        for a in dataset['annotations']
+    ])
+    assert points.min() >= 0 and (points.max(0) <= (50, 40)).all()
+
+    out = tmp_path / 'benchmark.json'
+    tool.main([
+        '--num-images', '12', '--num-instances', '60', '--height', '40',
+        '--width', '50', '--num-classes', '3', '--out', str(out)
+    ])
+    report = json.loads(out.read_text())
+    assert report['num_images'] == 12 and report['num_predictions'] > 0
+    assert report['occlusion_over_coco'] == pytest.approx(
+        report['occlusion_metric_s'] / report['coco_metric_s'])
