@@ -268,7 +268,7 @@ def test_unannotated_crowd_only_and_empty_bins(dataset, ann_file, tmp_path):
                  if k.startswith('coco/occ/num_images_'))
     assert binned == len(dataset['images']) - 2
     log = log_file.read_text()
-    assert '2 images have no non-crowd instance' in log
+    assert '2 images have no occlusion ratio' in log
     empty = [
         b.label for b in occlusion_bins(ratios) if not b.img_ids
     ]

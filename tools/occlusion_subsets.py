@@ -54,7 +54,8 @@ def main(args: Optional[List[str]] = None) -> None:
     ratios = compute_occlusion(dataset)
     bins = occlusion_bins(ratios, args.bin_edges, args.level)
     unrated = sum(math.isnan(r) for r in ratios.image_ratios.values())
-    print(f'{unrated} images have no non-crowd instance and are in no bin; '
+    print(f'{unrated} images have no occlusion ratio (no non-crowd instance '
+          'with pixels) and are in no bin; '
           f'{ratios.num_box_instances} instances have no segmentation and '
           'were rasterized from their box')
 

@@ -221,11 +221,11 @@ def compute_occlusion(coco: Union[COCO, dict]) -> OcclusionRatios:
         areas, overlaps = image_overlaps(anns, img['height'], img['width'])
         total = areas.sum()
         ratios.image_ratios[img_id] = (
-            overlaps.sum() / total if total else math.nan)
+            float(overlaps.sum() / total) if total else math.nan)
         ratios.image_instances[img_id] = [ann['id'] for ann in anns]
         for ann, area, overlap in zip(anns, areas, overlaps):
             ratios.instance_fractions[ann['id']] = (
-                overlap / area if area else math.nan)
+                float(overlap / area) if area else math.nan)
         ratios.num_box_instances += sum(not has_segmentation(a) for a in anns)
     return ratios
 

@@ -168,17 +168,24 @@ class OcclusionRatioMetric(CocoMetric):
         if self._occlusion is None:
             self._occlusion = compute_occlusion(self._coco_api)
             ratios = self._occlusion.image_ratios
-            unrated = sum(math.isnan(r) for r in ratios.values())
+            fractions = self._occlusion.instance_fractions
             logger.info(
                 f'Occlusion ratios of {len(ratios)} images and '
-                f'{len(self._occlusion.instance_fractions)} instances; '
+                f'{len(fractions)} instances; '
                 f'{self._occlusion.num_box_instances} instances have no '
                 'segmentation and were rasterized from their box.')
+            unrated = sum(math.isnan(r) for r in ratios.values())
             if unrated:
                 logger.warning(
-                    f'{unrated} images have no non-crowd instance (no '
-                    'annotation, or crowd only): they count in the results '
-                    'over all images but are in no occlusion bin.')
+                    f'{unrated} images have no occlusion ratio (no non-crowd '
+                    'instance with pixels: no annotation, or crowd only): '
+                    'they count in the results over all images but are in '
+                    'no occlusion bin.')
+            empty = sum(math.isnan(f) for f in fractions.values())
+            if empty:
+                logger.warning(
+                    f'{empty} instances have no pixel: they count in the '
+                    'results over all images but in no instance-level bin.')
         return self._occlusion
 
     def _evaluate_bins(self, predictions: Dict[str, list],
