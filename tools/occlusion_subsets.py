@@ -3,8 +3,8 @@
 Writes one COCO annotation file per non-empty occlusion bin,
 ``OUT_DIR/{stem}_occ_{bin}.json`` (for example
 ``instances_val2017_occ_0.2-0.3.json``), which any COCO evaluator can run
-on, and ``OUT_DIR/summary.csv`` with the images and instances of every bin. See sharedbasis_mm/evaluation/occlusion.py
-for how the ratios are counted.
+on, and ``OUT_DIR/summary.csv`` with the images and instances of every bin.
+See sharedbasis_mm/evaluation/occlusion.py for how the ratios are counted.
 
 Example:
     python tools/occlusion_subsets.py \
