@@ -342,3 +342,29 @@ def test_plot_occlusion_tool(tmp_path):
         tool.load_metrics(str(empty))
     with pytest.raises(ValueError, match="iou_type='segm'"):
         tool.occlusion_curves(tool.load_metrics(str(ours)), 'segm')
+
+
+def test_instance_shape_box_uses_boxes_of_visible_masks():
+    """Visible-part masks (COCO's) do not overlap; their boxes do."""
+    from sharedbasis_mm.evaluation import compute_occlusion
+
+    # A 10 x 10 square; a 10 x 10 square over its right half: the first
+    # instance's visible part is its left 5 columns.
+    left_visible = [[0, 0, 5, 0, 5, 10, 0, 10]]
+    right = [[5, 0, 15, 0, 15, 10, 5, 10]]
+    dataset = dict(
+        images=[dict(id=1, height=20, width=20)],
+        annotations=[
+            dict(id=1, image_id=1, category_id=1, iscrowd=0,
+                 bbox=[0, 0, 10, 10], segmentation=left_visible),
+            dict(id=2, image_id=1, category_id=1, iscrowd=0,
+                 bbox=[5, 0, 10, 10], segmentation=right),
+        ],
+        categories=[dict(id=1, name='a')])
+    assert compute_occlusion(dataset).image_ratios[1] == 0
+    boxes = compute_occlusion(dataset, instance_shape='box')
+    # Each box has 50 of its 100 pixels under the other: r = 100 / 200.
+    assert boxes.image_ratios[1] == pytest.approx(0.5)
+    assert boxes.instance_fractions == {1: 0.5, 2: 0.5}
+    with pytest.raises(ValueError, match="instance_shape='mask'"):
+        compute_occlusion(dataset, instance_shape='mask')

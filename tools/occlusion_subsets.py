@@ -43,6 +43,13 @@ def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
         help='bin images by their occlusion ratio, or instances by their '
         'occluded fraction (the other instances of their images become '
         'crowd regions, i.e. ignored) (default: image)')
+    parser.add_argument(
+        '--instance-shape',
+        choices=['auto', 'box'],
+        default='auto',
+        help='an instance is its mask when it has one, else its box '
+        '(auto), or always its box (box: use it for COCO, whose masks are '
+        'visible parts) (default: auto)')
     return parser.parse_args(args)
 
 
@@ -51,7 +58,7 @@ def main(args: Optional[List[str]] = None) -> None:
     print(f'loading {args.ann_file}')
     dataset = load(args.ann_file)
     print(f"computing the occlusion of {len(dataset['images'])} images")
-    ratios = compute_occlusion(dataset)
+    ratios = compute_occlusion(dataset, args.instance_shape)
     bins = occlusion_bins(ratios, args.bin_edges, args.level)
     unrated = sum(math.isnan(r) for r in ratios.image_ratios.values())
     print(f'{unrated} images have no occlusion ratio (no non-crowd instance '

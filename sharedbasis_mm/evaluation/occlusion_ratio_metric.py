@@ -18,7 +18,8 @@ from terminaltables import AsciiTable
 
 from ..registry import METRICS
 from .occlusion import (DEFAULT_BIN_EDGES, OCCLUSION_LEVELS, OcclusionBin,
-                        OcclusionRatios, check_bin_edges, compute_occlusion,
+                        OcclusionRatios, check_bin_edges,
+                        check_instance_shape, compute_occlusion,
                         has_segmentation, occlusion_bins, subset_dataset)
 
 BIN_IOU_TYPES = ('bbox', 'segm')
@@ -89,6 +90,11 @@ class OcclusionRatioMetric(CocoMetric):
             ratio r (paper, eq. 5); ``'instance'`` bins each instance by its
             occluded fraction, the other instances of its image being
             ignored as crowd regions. Defaults to 'image'.
+        instance_shape (str): ``'auto'``: an instance is its mask when it
+            has a segmentation, else its box; ``'box'``: always its box.
+            COCO's masks are visible parts that barely overlap, so on COCO
+            (and COCO-style data) use ``'box'`` to measure occlusion as
+            paper 003 does. Defaults to 'auto'.
         **kwargs: Arguments of :class:`mmdet.evaluation.CocoMetric`. When
             ``outfile_prefix`` is given, the metrics are also written to
             ``{outfile_prefix}.occlusion.json`` (input of
@@ -98,8 +104,10 @@ class OcclusionRatioMetric(CocoMetric):
     def __init__(self,
                  bin_edges: Sequence[float] = DEFAULT_BIN_EDGES,
                  occlusion_level: str = 'image',
+                 instance_shape: str = 'auto',
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        self.instance_shape = check_instance_shape(instance_shape)
         self.bin_edges = check_bin_edges(bin_edges)
         if occlusion_level not in OCCLUSION_LEVELS:
             raise ValueError(f'occlusion_level must be one of '
@@ -166,7 +174,8 @@ class OcclusionRatioMetric(CocoMetric):
         """Compute the ground truth's occlusion once and log what it left
         out."""
         if self._occlusion is None:
-            self._occlusion = compute_occlusion(self._coco_api)
+            self._occlusion = compute_occlusion(self._coco_api,
+                                                self.instance_shape)
             ratios = self._occlusion.image_ratios
             fractions = self._occlusion.instance_fractions
             logger.info(
