@@ -72,7 +72,13 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
+# The synthetic masks are visible parts, as COCO's: occlusion from the boxes.
+test_evaluator = dict(
+    type='OcclusionRatioMetric',
+    ann_file=data_root + 'annotations/instances_val.json',
+    metric='bbox',
+    instance_shape='box',
+    bin_edges=(0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6))
 
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
