@@ -1,0 +1,263 @@
+import copy
+import glob
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.optim.optimizer import amp_optimizer_wrapper
+
+from sharedbasis_mm.hooks import OrthogonalityLossHook
+from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
+from sharedbasis_mm.registry import HOOKS
+from tiny_shared_basis_net import (PlainNet, TinySharedBasisNet, build_runner,
+                                   perturb_bases)
+
+BASIS = 'blocks.0.basis.shared_basis'
+LOSS_SCALE = 256.
+HERE = osp.dirname(osp.abspath(__file__))
+
+
+def tiny_net(perturbed: bool = False) -> TinySharedBasisNet:
+    """The tiny net, with its basis moved away from orthogonal if
+    ``perturbed`` (orthogonality error > 1)."""
+    torch.manual_seed(0)
+    model = TinySharedBasisNet()
+    return perturb_bases(model) if perturbed else model
+
+
+def logged_scalars(runner) -> dict:
+    """The scalars the visualizer wrote, by key: list of (step, value)."""
+    path, = glob.glob(osp.join(runner.log_dir, 'vis_data', 'scalars.json'))
+    scalars = {}
+    with open(path) as f:
+        for line in f:
+            record = json.loads(line)
+            step = record.pop('step')
+            for key, value in record.items():
+                scalars.setdefault(key, []).append((step, value))
+    return scalars
+
+
+def test_registered_and_arguments_checked():
+    hook = HOOKS.build(
+        dict(type='OrthogonalityLossHook', loss_weight=1, reduction='sum'))
+    assert isinstance(hook, OrthogonalityLossHook)
+    assert (hook.loss_weight, hook.reduction) == (1., 'sum')
+    with pytest.raises(ValueError, match='loss_weight'):
+        OrthogonalityLossHook(loss_weight=-1)
+    with pytest.raises(ValueError, match="reduction='max'"):
+        OrthogonalityLossHook(reduction='max')
+    with pytest.raises(ValueError, match='log_interval=0'):
+        OrthogonalityLossHook(log_interval=0)
+
+
+def test_regularization_drives_bases_orthogonal(tmp_path):
+    """Trained for 30 iterations from a basis far from orthogonal, the error
+    with the hook ends under a tenth of the error without it; ``loss_orth``
+    and the per-basis error are logged, and the model is left as found."""
+    model = tiny_net(perturbed=True)
+    initial_error = orthogonality_error(
+        model.blocks[0].shared_basis.weight).item()
+    errors, scalars = {}, {}
+    for name, hooks in [('without', []),
+                        ('with', [dict(type='OrthogonalityLossHook',
+                                       log_interval=5)])]:
+        trained = copy.deepcopy(model)
+        runner = build_runner(
+            trained, str(tmp_path / name), hooks, max_iters=30)
+        runner.train()
+        errors[name] = orthogonality_error(
+            trained.blocks[0].shared_basis.weight).item()
+        scalars[name] = logged_scalars(runner)
+        assert 'parse_losses' not in vars(trained)
+    assert initial_error > 1
+    assert errors['without'] > 0.5 * initial_error
+    assert errors['with'] < 0.1 * errors['without']
+
+    assert 'loss_orth' not in scalars['without']
+    loss_orth = dict(scalars['with']['loss_orth'])
+    assert sorted(loss_orth) == list(range(1, 31))
+    # The error of the basis (mean reduction) every log_interval
+    # iterations; loss_orth is lambda = 10 times it.
+    orth_errors = scalars['with'][f'orth_error/{BASIS}']
+    assert [step for step, _ in orth_errors] == [5, 10, 15, 20, 25, 30]
+    for step, error in orth_errors:
+        assert loss_orth[step] == pytest.approx(10 * error, rel=1e-5)
+    assert orth_errors[-1][1] < 0.1 * orth_errors[0][1]
+
+
+def capture_basis_grads(runner, model) -> list:
+    grads = []
+    model.blocks[0].shared_basis.weight.register_hook(
+        lambda grad: grads.append(grad.detach().clone()))
+    runner.train()
+    return grads
+
+
+def sgd(model) -> torch.optim.Optimizer:
+    """SGD with lr 0: the weights, so the error gradient, stay as built."""
+    return torch.optim.SGD(model.parameters(), lr=0., momentum=0.9)
+
+
+def fp32(model, monkeypatch) -> OptimWrapper:
+    return OptimWrapper(sgd(model))
+
+
+def accumulate_2(model, monkeypatch) -> OptimWrapper:
+    return OptimWrapper(sgd(model), accumulative_counts=2)
+
+
+def amp_bf16(model, monkeypatch) -> OptimWrapper:
+    """mmengine's AmpOptimWrapper autocasting to bf16 on the CPU. It
+    asserts a GPU and builds a CUDA GradScaler, which disables itself on
+    the CPU; torch's CPU GradScaler with a fixed scale of 256 replaces it."""
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    wrapper = AmpOptimWrapper(optimizer=sgd(model), dtype='bfloat16')
+    wrapper.loss_scaler = torch.amp.GradScaler('cpu', init_scale=LOSS_SCALE)
+    return wrapper
+
+
+@pytest.mark.parametrize('optim_wrapper,factor', [(fp32, 1.),
+                                                  (accumulate_2, 0.5),
+                                                  (amp_bf16, LOSS_SCALE)])
+@pytest.mark.parametrize('reduction', ['sum', 'mean'])
+def test_gradient_is_lambda_times_error_gradient(tmp_path, monkeypatch,
+                                                 optim_wrapper, factor,
+                                                 reduction):
+    """In each backward pass, the gradient of the basis with the hook minus
+    that without it is autograd's gradient of lambda * error, times the loss
+    scale and divided by the accumulation count."""
+    loss_weight = 3.
+    model = tiny_net(perturbed=True)
+    grads = {}
+    for name, hooks in [('without', []),
+                        ('with', [dict(type='OrthogonalityLossHook',
+                                       loss_weight=loss_weight,
+                                       reduction=reduction)])]:
+        trained = copy.deepcopy(model)
+        runner = build_runner(
+            trained,
+            str(tmp_path / name),
+            hooks,
+            max_iters=2,
+            optim_wrapper=optim_wrapper(trained, monkeypatch))
+        dtypes = set()
+        trained.blocks[0].register_forward_hook(
+            lambda module, inputs, output: dtypes.add(output.dtype))
+        grads[name] = capture_basis_grads(runner, trained)
+        assert dtypes == {
+            torch.bfloat16 if optim_wrapper is amp_bf16 else torch.float32
+        }
+
+    weight = model.blocks[0].shared_basis.weight.detach().clone()
+    weight.requires_grad_()
+    (loss_weight * orthogonality_error(weight, reduction)).backward()
+    expected = factor * weight.grad
+    assert expected.abs().max() > 1e-3
+    assert len(grads['with']) == len(grads['without']) == 2
+    for with_hook, without_hook in zip(grads['with'], grads['without']):
+        torch.testing.assert_close(
+            with_hook - without_hook, expected, rtol=1e-4,
+            atol=1e-5 * factor)
+
+
+def test_no_shared_basis_warns_once_and_adds_nothing(tmp_path):
+    model = PlainNet()
+    runner = build_runner(model, str(tmp_path),
+                          [dict(type='OrthogonalityLossHook')], max_iters=3)
+    runner.train()
+    log_file, = glob.glob(osp.join(runner.log_dir, '*.log'))
+    with open(log_file) as f:
+        log = f.read()
+    assert log.count('has no shared filter basis') == 1
+    scalars = logged_scalars(runner)
+    assert 'loss_cls' in scalars and 'loss_orth' not in scalars
+    assert 'parse_losses' not in vars(model)
+
+
+@pytest.mark.parametrize('bad_value', [float('nan'), float('inf')])
+def test_non_finite_error_names_the_basis(tmp_path, bad_value):
+    model = tiny_net()
+    with torch.no_grad():
+        model.blocks[0].shared_basis.weight[0, 0, 0, 0] = bad_value
+    runner = build_runner(model, str(tmp_path),
+                          [dict(type='OrthogonalityLossHook')], max_iters=1)
+    with pytest.raises(FloatingPointError, match=BASIS):
+        runner.train()
+
+
+def test_loss_orth_from_the_model_is_an_error(tmp_path):
+    hook = OrthogonalityLossHook()
+    model = tiny_net()
+    runner = build_runner(model, str(tmp_path), [], max_iters=1)
+    hook.before_train(runner)
+    with pytest.raises(ValueError, match='already hold'):
+        model.parse_losses(dict(loss_orth=torch.tensor(1.)))
+    hook.after_train(runner)
+    assert 'parse_losses' not in vars(model)
+
+
+def run_ddp_script(out_dir: str) -> None:
+    """Run ddp_orthogonality_hook_script.py on two gloo ranks; kill the whole
+    process group if it takes longer than 5 minutes."""
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        # mmengine 0.10.7 resumes with torch.load's default, which torch
+        # >= 2.6 made weights_only=True: its checkpoints hold more.
+        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1',
+        PYTHONPATH=os.pathsep.join(
+            [osp.dirname(HERE), HERE,
+             os.environ.get('PYTHONPATH', '')]))
+    process = subprocess.Popen([
+        sys.executable, '-m', 'torch.distributed.run', '--standalone',
+        '--nproc_per_node=2',
+        osp.join(HERE, 'ddp_orthogonality_hook_script.py'), out_dir
+    ],
+                               env=env,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT,
+                               text=True,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f'the DDP run timed out:\n{output[-3000:]}')
+    assert process.returncode == 0, output[-3000:]
+
+
+def test_ddp_two_ranks_and_resume(tmp_path):
+    """Two gloo ranks on the CPU: the bases stay identical across ranks and
+    tied to their blocks, and a run resumed from the checkpoint of
+    iteration 2 repeats the losses of iterations 3 and 4."""
+    run_ddp_script(str(tmp_path))
+    ranks = []
+    for rank in range(2):
+        with open(tmp_path / f'rank{rank}.json') as f:
+            ranks.append(json.load(f))
+    for report in ranks:
+        assert report['world_size'] == 2
+        assert report['tied']
+        assert report['basis_hash'] != report['initial_basis_hash']
+        assert set(report['losses']['4']) == {'loss', 'loss_cls', 'loss_orth'}
+        assert report['losses']['1']['loss_orth'] > 1
+        assert report['resumed_basis_hash'] == report['basis_hash']
+        for iteration in ('3', '4'):
+            assert report['resumed_losses'][iteration] == pytest.approx(
+                report['losses'][iteration], rel=1e-6)
+    assert ranks[0]['basis_hash'] == ranks[1]['basis_hash']
+    # Each rank sees its own data, but the same bases.
+    for iteration in ('1', '4'):
+        assert ranks[0]['losses'][iteration]['loss_cls'] != \
+            ranks[1]['losses'][iteration]['loss_cls']
+        assert ranks[0]['losses'][iteration]['loss_orth'] == \
+            ranks[1]['losses'][iteration]['loss_orth']
