@@ -1,6 +1,7 @@
 """Figure 4 of paper 000: similarity of the coefficients sharing a basis.
 
-Builds the model of an mmengine config (mmpretrain, mmdet, ...), loads a
+Builds the model of an mmengine config (in its ``default_scope``, mmpretrain
+if none: mmpretrain, mmdet, ... models), loads a
 checkpoint, and for each shared filter basis stacks the coefficient vectors
 (rows of the 1 x 1 coefficients) of every SharedBasisConv2d using it and
 computes their absolute cosine similarity. Writes one heat-map PNG per basis
@@ -16,13 +17,12 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional
 
-import torch.nn as nn
 from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
 import sharedbasis_mm  # noqa: F401
-from sharedbasis_mm.analysis import (coefficient_similarity, mean_off_diagonal,
+from sharedbasis_mm.analysis import (build_model_from_config,
+                                     coefficient_similarity, mean_off_diagonal,
                                      plot_coefficient_similarity,
                                      shared_basis_coefficients)
 
@@ -46,19 +46,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_model(cfg: Config) -> nn.Module:
-    """The model of a config, built in the config's default scope."""
-    if cfg.get('default_scope') is not None:
-        init_default_scope(cfg.default_scope)
-    return MODELS.build(cfg.model)
-
-
 def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    model = build_model(cfg)
+    model = build_model_from_config(cfg)
     load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
     groups = shared_basis_coefficients(model)
     if not groups:

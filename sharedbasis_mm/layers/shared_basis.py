@@ -79,6 +79,8 @@ class BasisConv2d(nn.Module):
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
         dilation (int | tuple[int, int]): Dilation. Defaults to 1.
+        groups (int): Must be 1. Accepted for the interface of
+            ``build_conv_layer``. Defaults to 1.
         bias (bool): Must be False: a basis has no bias. Accepted for the
             interface of ``build_conv_layer``. Defaults to False.
         unique_rank (int): Elements unique to this layer, R - n.
@@ -95,6 +97,7 @@ class BasisConv2d(nn.Module):
                  stride: _IntPair = 1,
                  padding: _IntPair = 0,
                  dilation: _IntPair = 1,
+                 groups: int = 1,
                  bias: bool = False,
                  unique_rank: int = 0,
                  shared_basis: Optional[FilterBasis] = None) -> None:
@@ -110,6 +113,9 @@ class BasisConv2d(nn.Module):
         if bias:
             raise ValueError('BasisConv2d: a filter basis has no bias, got '
                              'bias=True; expected bias=False')
+        if groups != 1:
+            raise ValueError(f'BasisConv2d: a filter basis spans all input '
+                             f'channels, got groups={groups}; expected 1')
         kernel_size = _pair(kernel_size)
         num_shared = rank - unique_rank
         if shared_basis is None and num_shared > 0:
@@ -123,6 +129,10 @@ class BasisConv2d(nn.Module):
         self.stride = _pair(stride)
         self.padding = _pair(padding)
         self.dilation = _pair(dilation)
+        # The attributes mmcv's ConvModule exports from its conv.
+        self.groups = 1
+        self.transposed = False
+        self.output_padding = (0, 0)
         self.unique_rank = unique_rank
         self.shared_basis = shared_basis
         if unique_rank > 0:
@@ -131,6 +141,17 @@ class BasisConv2d(nn.Module):
             nn.init.orthogonal_(self.unique_weight)
         else:
             self.register_parameter('unique_weight', None)
+
+    def init_weights(self) -> None:
+        """Initialise the elements orthogonally, the shared ones included.
+
+        Its presence also keeps mmcv's ``ConvModule`` from Kaiming-
+        initialising the basis.
+        """
+        if self.shared_basis is not None:
+            self.shared_basis.reset_parameters()
+        if self.unique_weight is not None:
+            nn.init.orthogonal_(self.unique_weight)
 
     @staticmethod
     def _check_shared_basis(basis: FilterBasis, in_channels: int,
@@ -153,6 +174,29 @@ class BasisConv2d(nn.Module):
                 f'BasisConv2d: rank - unique_rank={num_shared} shared '
                 f'elements expected, but the shared basis has '
                 f'num_elements={basis.num_elements}')
+
+    @classmethod
+    def like(cls,
+             conv: nn.Conv2d,
+             shared_basis: Optional[FilterBasis] = None) -> 'BasisConv2d':
+        """A basis convolution with the geometry of a plain ``conv``.
+
+        Its whole weight is shared: ``shared_basis`` if given, else a new
+        :class:`FilterBasis` that other layers can share.
+        """
+        if conv.groups != 1 or conv.bias is not None:
+            raise ValueError(
+                f'only a convolution without groups and bias can become a '
+                f'basis, got groups={conv.groups}, '
+                f'bias={conv.bias is not None}')
+        return cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            shared_basis=shared_basis).to(conv.weight.device)
 
     @property
     def weight(self) -> Tensor:
@@ -208,6 +252,7 @@ class SharedBasisConv2d(nn.Module):
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
         dilation (int | tuple[int, int]): Dilation. Defaults to 1.
+        groups (int): Must be 1. Defaults to 1.
         bias (bool): Whether the coefficients have a bias. Defaults to False.
         rank (int): The rank R of the basis. Required.
         unique_rank (int): Elements unique to this layer. Defaults to 0.
@@ -225,6 +270,7 @@ class SharedBasisConv2d(nn.Module):
                  stride: _IntPair = 1,
                  padding: _IntPair = 0,
                  dilation: _IntPair = 1,
+                 groups: int = 1,
                  bias: bool = False,
                  *,
                  rank: int,
@@ -242,6 +288,7 @@ class SharedBasisConv2d(nn.Module):
             stride=stride,
             padding=padding,
             dilation=dilation,
+            groups=groups,
             unique_rank=unique_rank,
             shared_basis=shared_basis)
         self.norm = build_norm_layer(norm_cfg, rank)[1] if norm_cfg else None

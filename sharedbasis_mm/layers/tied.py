@@ -93,6 +93,9 @@ class TiedBlockConv2d(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.blocks = blocks
+        # The attributes mmcv's ConvModule exports from its conv.
+        self.transposed = False
+        self.output_padding = (0, 0)
         self.conv = nn.Conv2d(
             in_channels // blocks,
             out_channels // blocks,

@@ -1,0 +1,20 @@
+_base_ = [
+    'mmpretrain::_base_/models/mobilenet_v2_1x.py',
+    'mmpretrain::_base_/datasets/imagenet_bs32.py',
+    '../_base_/schedules/imagenet_bs256_300e_mobilenet.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='SharedBasisMobileNetV2',
+        share='expand_project',
+        widen_factor=1.0))
+
+paper_reference = dict(
+    source='paper 000, Table 1',
+    params=2.98e6,
+    flops=0.33e9,
+    input_shape=(3, 224, 224))

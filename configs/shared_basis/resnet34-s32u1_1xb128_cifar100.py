@@ -1,0 +1,24 @@
+_base_ = [
+    'mmpretrain::_base_/models/resnet34_cifar.py',
+    'mmpretrain::_base_/datasets/cifar100_bs16.py',
+    '../_base_/schedules/cifar_bs128_300e.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='SharedBasisResNetCifar',
+        depth=34,
+        shared_rank=32,
+        unique_rank=1,
+        num_bases=1,
+        out_indices=(3,)),
+    head=dict(num_classes=100, in_channels=512))
+
+paper_reference = dict(
+    source='paper 000, Table 2',
+    params=7.73e6,
+    flops=0.78e9,
+    input_shape=(3, 32, 32))

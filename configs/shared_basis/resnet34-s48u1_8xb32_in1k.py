@@ -1,0 +1,22 @@
+_base_ = [
+    'mmpretrain::_base_/models/resnet34.py',
+    'mmpretrain::_base_/datasets/imagenet_bs32.py',
+    '../_base_/schedules/imagenet_bs256_150e.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='SharedBasisResNet',
+        depth=34,
+        shared_rank=48,
+        unique_rank=1,
+        num_bases=2))
+
+paper_reference = dict(
+    source='paper 000, Table 1',
+    params=11.79e6,
+    flops=3.26e9,
+    input_shape=(3, 224, 224))

@@ -1,0 +1,62 @@
+"""Parameter and FLOP counts of models built from configs."""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.analysis import get_model_complexity_info
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Parameters of a model, each shared Parameter counted once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, input_shape: Tuple[int, ...]) -> int:
+    """Multiply-adds of one forward pass on one ``input_shape`` image.
+
+    mmengine's analysis counts a fused multiply-add as one flop, the
+    convention of both papers' tables.
+    """
+    model.eval()
+    with torch.no_grad():
+        info = get_model_complexity_info(
+            model, input_shape=input_shape, show_table=False,
+            show_arch=False)
+    return int(info['flops'])
+
+
+def build_model_from_config(cfg: Config) -> nn.Module:
+    """Build ``cfg.model`` in the config's default scope (CPU)."""
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    return MODELS.build(cfg.model)
+
+
+def complexity_row(config_path: str,
+                   with_flops: bool = True) -> Optional[Dict]:
+    """Measured and paper figures of the model of a config.
+
+    Returns None for a config without a ``paper_reference``.
+    """
+    cfg = Config.fromfile(config_path)
+    reference = cfg.get('paper_reference')
+    if reference is None:
+        return None
+    model = build_model_from_config(cfg)
+    params = count_parameters(model)
+    flops = (
+        count_flops(model, tuple(reference['input_shape']))
+        if with_flops and reference.get('flops') else None)
+    row = dict(
+        config=config_path,
+        source=reference['source'],
+        params=params,
+        paper_params=reference['params'],
+        params_ratio=params / reference['params'],
+        flops=flops,
+        paper_flops=reference.get('flops'),
+        flops_ratio=(flops / reference['flops']
+                     if flops is not None else None),
+        input_shape=list(reference['input_shape']))
+    return row

@@ -1,0 +1,352 @@
+"""ResNets whose residual groups share filter bases (paper 000).
+
+In every residual group (stage), the first block stays a plain block, as in
+the paper's models, and the blocks after it share filter bases:
+
+- BasicBlock ResNets (depth 18, 34 and the CIFAR depths): each block's two
+  3 x 3 convolutions are :class:`SharedBasisConv2d` layers (basis -> BN ->
+  1 x 1 coefficients) on one basis of the group (``num_bases=1``) or on two,
+  one for the first and one for the second convolution of the blocks
+  (``num_bases=2``, the paper's double-basis ‡ models). ``shared_rank`` s and
+  ``unique_rank`` u are given for the first group and scale with its width:
+  ResNet34-S48U1 has 48/96/192/384 shared and 1/2/4/8 unique elements.
+- Bottleneck ResNets (depth 50, 101, 152): the convolutions named by
+  ``share`` are :class:`BasisConv2d` layers whose whole weight is shared by
+  the group; the block's own BN and next convolution act as the unshared
+  coefficients. ``'conv2'`` is ResNet50-Shared, ``'conv1_conv2'``
+  ResNet50-Shared‡ and ``'all'`` ResNet50-Shared-All. BatchNorm is never
+  shared.
+"""
+from typing import Dict, Optional, Sequence
+
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
+from mmdet.models.layers import ResLayer
+from torch import Tensor
+
+from ..layers import BasisConv2d, FilterBasis, SharedBasisConv2d
+from ..registry import MODELS
+
+SHARE_MODES = {
+    'conv2': ('conv2', ),
+    'conv1_conv2': ('conv1', 'conv2'),
+    'all': ('conv1', 'conv2', 'conv3'),
+}
+
+
+class SharedBasisBasicBlock(BasicBlock):
+    """A BasicBlock whose two 3 x 3 convolutions share filter bases.
+
+    With ``shared_rank=0`` it is mmdet's plain ``BasicBlock``.
+
+    Args:
+        shared_rank (int): Shared elements of each basis. 0 for a plain
+            block. Defaults to 0.
+        unique_rank (int): Elements unique to each convolution.
+            Defaults to 0.
+        num_bases (int): 1 (both convolutions on one basis) or 2 (one basis
+            each). Defaults to 1.
+        basis_norm_cfg (dict, optional): Norm over each convolution's basis
+            responses; None for none. Defaults to ``dict(type='BN')``.
+        bases (Sequence[FilterBasis], optional): The bases of the group, as
+            ``shared_bases`` of an earlier block; created if None.
+        **kwargs: The arguments of mmdet's ``BasicBlock``.
+    """
+
+    def __init__(self,
+                 *args,
+                 shared_rank: int = 0,
+                 unique_rank: int = 0,
+                 num_bases: int = 1,
+                 basis_norm_cfg: Optional[Dict] = dict(type='BN'),
+                 bases: Optional[Sequence[FilterBasis]] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if shared_rank == 0:
+            return
+        for index, name in enumerate(('conv1', 'conv2')):
+            conv = getattr(self, name)
+            basis = bases[index if num_bases == 2 else 0] if bases else None
+            if basis is None and index == 1 and num_bases == 1:
+                basis = self.conv1.shared_basis
+            setattr(
+                self, name,
+                SharedBasisConv2d(
+                    conv.in_channels,
+                    conv.out_channels,
+                    conv.kernel_size,
+                    stride=conv.stride,
+                    padding=conv.padding,
+                    dilation=conv.dilation,
+                    rank=shared_rank + unique_rank,
+                    unique_rank=unique_rank,
+                    shared_basis=basis,
+                    norm_cfg=basis_norm_cfg))
+
+    @property
+    def shared_bases(self) -> Sequence[FilterBasis]:
+        """The bases of the block's convolutions, one per distinct basis."""
+        bases = [self.conv1.shared_basis, self.conv2.shared_basis]
+        return bases if bases[0] is not bases[1] else bases[:1]
+
+
+class SharedBasisBottleneck(Bottleneck):
+    """A Bottleneck whose convolutions named in ``share`` are shared bases.
+
+    With ``share=()`` it is mmdet's plain ``Bottleneck``.
+
+    Args:
+        share (Sequence[str]): Names of the shared convolutions, among
+            ``'conv1'``, ``'conv2'``, ``'conv3'``. Defaults to ().
+        bases (dict[str, FilterBasis], optional): The group's bases by
+            convolution name, as ``shared_bases`` of an earlier block;
+            created if None.
+        **kwargs: The arguments of mmdet's ``Bottleneck``.
+    """
+
+    def __init__(self,
+                 *args,
+                 share: Sequence[str] = (),
+                 bases: Optional[Dict[str, FilterBasis]] = None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if 'conv2' in share and self.with_dcn:
+            raise ValueError('SharedBasisResNet: conv2 cannot be both a '
+                             'shared basis and a deformable convolution; '
+                             'use share="conv1" modes without conv2 or '
+                             'dcn=None')
+        for name in share:
+            basis = bases[name] if bases else None
+            setattr(self, name, BasisConv2d.like(getattr(self, name), basis))
+
+    @property
+    def shared_bases(self) -> Dict[str, FilterBasis]:
+        return {
+            name: conv.shared_basis
+            for name, conv in self.named_children()
+            if isinstance(conv, BasisConv2d)
+        }
+
+
+class ZeroPadShortcut(nn.Module):
+    """The parameter-free shortcut of CIFAR ResNets ("option A").
+
+    Subsamples by ``stride`` and zero-pads the new channels.
+    """
+
+    def __init__(self, stride: int, extra_channels: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = extra_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x[:, :, ::self.stride, ::self.stride]
+        half = self.extra_channels // 2
+        return F.pad(x, (0, 0, 0, 0, half, self.extra_channels - half))
+
+
+class SharedBasisResLayer(nn.Sequential):
+    """A residual group: a plain first block, then blocks sharing bases.
+
+    The first block, with its downsample, is built by mmdet's ``ResLayer``;
+    the blocks after it receive ``sharing`` and the bases of the first
+    sharing block.
+
+    Args:
+        block (type): ``SharedBasisBasicBlock`` or ``SharedBasisBottleneck``.
+        inplanes (int): Input channels of the group.
+        planes (int): Planes of its blocks.
+        num_blocks (int): Blocks in the group.
+        sharing (dict): The sharing arguments of ``block``.
+        shortcut_type (str): ``'conv'`` (1 x 1 conv + BN downsample) or
+            ``'pad'`` (:class:`ZeroPadShortcut`). Defaults to ``'conv'``.
+        **kwargs: The arguments of mmdet's ``ResLayer`` and of the blocks.
+    """
+
+    def __init__(self,
+                 block: type,
+                 inplanes: int,
+                 planes: int,
+                 num_blocks: int,
+                 sharing: Dict,
+                 shortcut_type: str = 'conv',
+                 **kwargs) -> None:
+        first = ResLayer(block, inplanes, planes, 1, **kwargs)[0]
+        if shortcut_type == 'pad' and first.downsample is not None:
+            first.downsample = ZeroPadShortcut(
+                kwargs.get('stride', 1), planes * block.expansion - inplanes)
+        kwargs.pop('stride', None)
+        kwargs.pop('avg_down', None)
+        kwargs.pop('downsample_first', None)
+        blocks = [first]
+        for _ in range(1, num_blocks):
+            bases = blocks[1].shared_bases if len(blocks) > 1 else None
+            blocks.append(
+                block(
+                    inplanes=planes * block.expansion,
+                    planes=planes,
+                    bases=bases,
+                    **sharing,
+                    **kwargs))
+        super().__init__(*blocks)
+
+
+@MODELS.register_module()
+class SharedBasisResNet(ResNet):
+    """ResNet with filter bases shared inside each residual group.
+
+    The models of "Learning Deeply Shared Filter Bases for Efficient
+    ConvNets" (paper 000), with the argument interface of mmdet's
+    ``ResNet`` (``out_indices``, ``frozen_stages``, ``norm_cfg``,
+    ``norm_eval``, ``style``, ``with_cp``, ``zero_init_residual``,
+    ``plugins``, ``init_cfg``, ...). See the module docstring for what is
+    shared.
+
+    ``frozen_stages`` freezes whole residual groups; a basis is only shared
+    inside one group, so it is frozen exactly when all its users are.
+
+    Args:
+        depth (int): 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck).
+        shared_rank (int, optional): BasicBlock depths: shared elements of
+            each basis in the first group, scaled by each group's width
+            (s in ResNetL-SsUu). Required for them.
+        unique_rank (int): BasicBlock depths: unique elements of each
+            convolution in the first group, scaled likewise (u).
+            Defaults to 1.
+        num_bases (int): BasicBlock depths: bases per group, 1 or 2.
+            Defaults to 1.
+        basis_norm_cfg (dict, optional): BasicBlock depths: the unshared norm
+            after each basis; None for the ablation without it.
+            Defaults to ``dict(type='BN')``.
+        share (str): Bottleneck depths: ``'conv2'`` (Shared),
+            ``'conv1_conv2'`` (Shared‡) or ``'all'`` (Shared-All).
+            Defaults to ``'conv2'``.
+        shortcut_type (str): ``'conv'`` or ``'pad'`` downsampling shortcuts.
+            Defaults to ``'conv'``.
+        **kwargs: The arguments of mmdet's ``ResNet``.
+    """
+
+    arch_settings = {
+        18: (SharedBasisBasicBlock, (2, 2, 2, 2)),
+        34: (SharedBasisBasicBlock, (3, 4, 6, 3)),
+        50: (SharedBasisBottleneck, (3, 4, 6, 3)),
+        101: (SharedBasisBottleneck, (3, 4, 23, 3)),
+        152: (SharedBasisBottleneck, (3, 8, 36, 3)),
+    }
+
+    def __init__(self,
+                 depth: int,
+                 shared_rank: Optional[int] = None,
+                 unique_rank: int = 1,
+                 num_bases: int = 1,
+                 basis_norm_cfg: Optional[Dict] = dict(type='BN'),
+                 share: str = 'conv2',
+                 shortcut_type: str = 'conv',
+                 **kwargs) -> None:
+        self._check_args(depth, shared_rank, unique_rank, num_bases, share,
+                         shortcut_type, kwargs)
+        self.shared_rank = shared_rank
+        self.unique_rank = unique_rank
+        self.num_bases = num_bases
+        self.basis_norm_cfg = basis_norm_cfg
+        self.share = share
+        self.shortcut_type = shortcut_type
+        self._base_channels = kwargs.get('base_channels', 64)
+        super().__init__(depth, **kwargs)
+
+    def _check_args(self, depth, shared_rank, unique_rank, num_bases, share,
+                    shortcut_type, kwargs) -> None:
+        name = type(self).__name__
+        if depth not in self.arch_settings:
+            raise ValueError(f'{name}: unknown depth={depth!r}; expected one '
+                             f'of {sorted(self.arch_settings)}')
+        block, stage_blocks = self.arch_settings[depth]
+        num_stages = kwargs.get('num_stages', 4)
+        if not 1 <= num_stages <= len(stage_blocks):
+            raise ValueError(f'{name}: num_stages={num_stages} out of range '
+                             f'[1, {len(stage_blocks)}] for depth={depth}')
+        out_indices = kwargs.get('out_indices', (0, 1, 2, 3))
+        if any(not 0 <= i < num_stages for i in out_indices):
+            raise ValueError(f'{name}: out_indices={tuple(out_indices)} out '
+                             f'of range; expected indices in '
+                             f'[0, num_stages={num_stages})')
+        if shortcut_type not in ('conv', 'pad'):
+            raise ValueError(f'{name}: unknown shortcut_type='
+                             f'{shortcut_type!r}; expected "conv" or "pad"')
+        if block is SharedBasisBottleneck:
+            if share not in SHARE_MODES:
+                raise ValueError(f'{name}: unknown share={share!r}; expected '
+                                 f'one of {sorted(SHARE_MODES)}')
+            return
+        if not isinstance(shared_rank, int) or shared_rank < 1:
+            raise ValueError(f'{name}: shared_rank must be an integer >= 1 '
+                             f'for depth={depth}, got '
+                             f'shared_rank={shared_rank!r}')
+        if not isinstance(unique_rank, int) or unique_rank < 0:
+            raise ValueError(f'{name}: unique_rank must be an integer >= 0, '
+                             f'got unique_rank={unique_rank!r}')
+        if num_bases not in (1, 2):
+            raise ValueError(f'{name}: num_bases must be 1 or 2, got '
+                             f'num_bases={num_bases!r}')
+        base_channels = kwargs.get('base_channels', 64)
+        rank = shared_rank + unique_rank
+        if rank > 9 * base_channels:
+            raise ValueError(
+                f'{name}: shared_rank + unique_rank={rank} elements cannot '
+                f'fit a 3 x 3 basis over base_channels={base_channels} '
+                f'channels; expected at most {9 * base_channels}')
+
+    def _sharing(self, planes: int) -> Dict:
+        """The sharing arguments of the blocks of a group of ``planes``."""
+        if self.block is SharedBasisBottleneck:
+            return dict(share=SHARE_MODES[self.share])
+        scale = planes // self._base_channels
+        return dict(
+            shared_rank=self.shared_rank * scale,
+            unique_rank=self.unique_rank * scale,
+            num_bases=self.num_bases,
+            basis_norm_cfg=self.basis_norm_cfg)
+
+    def make_res_layer(self, **kwargs) -> SharedBasisResLayer:
+        return SharedBasisResLayer(
+            sharing=self._sharing(kwargs['planes']),
+            shortcut_type=self.shortcut_type,
+            **kwargs)
+
+
+@MODELS.register_module()
+class SharedBasisResNetCifar(SharedBasisResNet):
+    """:class:`SharedBasisResNet` with the CIFAR stem.
+
+    A 3 x 3 stride-1 stem convolution and no max pooling, as mmpretrain's
+    ``ResNet_CIFAR``. Besides depths 18 and 34 (four groups, 64 channels
+    first), the three-group CIFAR ResNets of He et al. (depth 6n + 2:
+    20, 32, 44, 56, 110) are built with ``num_stages=3``,
+    ``base_channels=16``, ``strides=(1, 2, 2)``, ``dilations=(1, 1, 1)``,
+    ``out_indices=(2, )`` and, as in the paper's code, ``shortcut_type='pad'``.
+    """
+
+    arch_settings = {
+        **SharedBasisResNet.arch_settings,
+        **{
+            depth: (SharedBasisBasicBlock, ((depth - 2) // 6, ) * 3)
+            for depth in (20, 32, 44, 56, 110)
+        },
+    }
+
+    def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
+        self.conv1 = build_conv_layer(
+            self.conv_cfg,
+            in_channels,
+            stem_channels,
+            kernel_size=3,
+            stride=1,
+            padding=1,
+            bias=False)
+        self.norm1_name, norm1 = build_norm_layer(
+            self.norm_cfg, stem_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity()
