@@ -7,9 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from matplotlib.image import AxesImage
+from mmengine.config import Config
 from PIL import Image
 
-from sharedbasis_mm.analysis import (coefficient_similarity, mean_off_diagonal,
+from sharedbasis_mm.analysis import (build_model_from_config,
+                                     coefficient_similarity, mean_off_diagonal,
                                      plot_coefficient_similarity,
                                      shared_basis_coefficients)
 from tiny_shared_basis_net import TinySharedBasisNet
@@ -120,3 +122,25 @@ def test_tool_writes_a_heat_map_per_basis(tmp_path):
             assert image.format == 'PNG'
             pixels = np.asarray(image.convert('L'))
         assert pixels.shape[0] > 100 and pixels.std() > 10
+
+
+def test_tool_on_a_shared_basis_resnet_config(tmp_path):
+    """ResNet56-S16U1 of the project's configs: one heat-map per residual
+    group, over the 2 convolutions of its 8 blocks that share the basis."""
+    config = osp.join(ROOT, 'configs', 'shared_basis',
+                      'resnet56-s16u1_1xb128_cifar10.py')
+    model = build_model_from_config(Config.fromfile(config))
+    checkpoint = str(tmp_path / 'resnet56.pth')
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    summary = load_tool('analyze_coefficients').main(
+        [config, checkpoint, '--out-dir', str(tmp_path / 'out')])
+    assert list(summary) == [
+        f'backbone.layer{i}.1.conv1.basis.shared_basis' for i in (1, 2, 3)
+    ]
+    assert [group['num_vectors'] for group in summary.values()] == [
+        16 * 16, 16 * 32, 16 * 64
+    ]
+    assert sorted(p.name for p in (tmp_path / 'out').glob('*.png')) == \
+        sorted(f'{basis}.png' for basis in summary)
+    for group in summary.values():
+        assert 0 < group['mean_off_diagonal'] < 1

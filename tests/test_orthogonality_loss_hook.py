@@ -9,8 +9,14 @@ import sys
 
 import pytest
 import torch
+from mmdet.registry import MODELS as DET_MODELS
+from mmdet.testing import demo_mm_inputs
+from mmengine.hub import get_config
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import MODELS as PRETRAIN_MODELS
+from mmpretrain.structures import DataSample
 
 from sharedbasis_mm.hooks import OrthogonalityLossHook
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
@@ -90,6 +96,82 @@ def test_regularization_drives_bases_orthogonal(tmp_path):
     for step, error in orth_errors:
         assert loss_orth[step] == pytest.approx(10 * error, rel=1e-5)
     assert orth_errors[-1][1] < 0.1 * orth_errors[0][1]
+
+
+def train_with_hook(model, work_dir: str, dataset: list, scope: str) -> dict:
+    """Train ``model`` for 2 iterations of batch 2 in ``scope`` with the hook
+    logging the error of every basis at every iteration; the logged
+    scalars."""
+    runner = build_runner(
+        model,
+        work_dir,
+        [dict(type='OrthogonalityLossHook', log_interval=1)],
+        max_iters=2,
+        dataset=dataset,
+        batch_size=2,
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        default_scope=scope)
+    runner.train()
+    return logged_scalars(runner)
+
+
+def assert_loss_orth_sums_all_bases(scalars: dict, bases: list) -> None:
+    """``loss_orth`` = 10 * the sum of the errors logged for ``bases``."""
+    logged = sorted(key.split('/', 1)[1] for key in scalars
+                    if key.startswith('orth_error/'))
+    assert logged == sorted(bases)
+    for step, loss_orth in scalars['loss_orth']:
+        errors = [dict(scalars[f'orth_error/{name}'])[step] for name in bases]
+        assert loss_orth == pytest.approx(10 * sum(errors), rel=1e-5)
+
+
+def test_mmpretrain_classifier_with_shared_basis_resnet(tmp_path):
+    classifier = dict(
+        type='ImageClassifier',
+        backbone=dict(
+            type='SharedBasisResNet',
+            depth=18,
+            base_channels=8,
+            shared_rank=4,
+            unique_rank=1),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=4, in_channels=64))
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = PRETRAIN_MODELS.build(classifier)
+    bases = list(find_shared_bases(model))
+    assert bases == [f'backbone.layer{i}.1.conv1.basis.shared_basis'
+                     for i in range(1, 5)]
+    generator = torch.Generator().manual_seed(0)
+    dataset = [
+        dict(
+            inputs=torch.randint(256, (3, 32, 32), generator=generator,
+                                 dtype=torch.uint8),
+            data_samples=DataSample().set_gt_label(label))
+        for label in (0, 1, 2, 3)
+    ]
+    scalars = train_with_hook(model, str(tmp_path), dataset, 'mmpretrain')
+    assert 'loss' in scalars and 'loss_orth' in scalars
+    assert_loss_orth_sums_all_bases(scalars, bases)
+
+
+def test_mmdet_faster_rcnn_with_shared_basis_resnet(tmp_path):
+    cfg = get_config('mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+    cfg.model.backbone = dict(
+        type='SharedBasisResNet', depth=50, share='conv2', init_cfg=None)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = DET_MODELS.build(cfg.model)
+    bases = list(find_shared_bases(model))
+    assert len(bases) == 4
+    batch = demo_mm_inputs(
+        batch_size=4, image_shapes=(3, 64, 64), num_items=[2, 1, 3, 2],
+        num_classes=80)
+    dataset = [
+        dict(inputs=inputs, data_samples=sample)
+        for inputs, sample in zip(batch['inputs'], batch['data_samples'])
+    ]
+    scalars = train_with_hook(model, str(tmp_path), dataset, 'mmdet')
+    assert {'loss_rpn_cls', 'loss_bbox', 'loss_orth'} <= set(scalars)
+    assert_loss_orth_sums_all_bases(scalars, bases)
 
 
 def capture_basis_grads(runner, model) -> list:

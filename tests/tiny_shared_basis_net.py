@@ -3,7 +3,7 @@ of the hooks and the analysis tools (imported by the test files and the DDP
 script; not a test file itself)."""
 import copy
 import itertools
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -115,14 +115,18 @@ def build_runner(model: nn.Module,
                  checkpoint_interval: Optional[int] = None,
                  train_cfg: Optional[Dict] = None,
                  num_samples: int = 64,
+                 dataset: Optional[Sequence] = None,
+                 batch_size: int = 4,
                  **kwargs) -> Runner:
     """A CPU runner training ``model`` with SGD on ``num_samples``
-    :class:`RandomImages` in batches of 4, without shuffling.
+    :class:`RandomImages` (or ``dataset``, a list of samples collated as
+    lists) in batches of ``batch_size``, without shuffling.
 
     It trains ``max_iters`` iterations unless ``train_cfg`` says otherwise,
-    logs every iteration (unsmoothed) and checkpoints every ``checkpoint_interval``
-    (default ``max_iters``) iterations. Each runner of a process gets its
-    own experiment name; ``kwargs`` go to the ``Runner``.
+    logs every iteration (unsmoothed) and checkpoints every
+    ``checkpoint_interval`` (default ``max_iters``) iterations. Each runner
+    of a process gets its own experiment name; ``kwargs`` go to the
+    ``Runner``.
     """
     train_cfg = train_cfg or dict(by_epoch=False, max_iters=max_iters)
     return Runner(
@@ -130,10 +134,11 @@ def build_runner(model: nn.Module,
         work_dir=work_dir,
         experiment_name=f'tiny_shared_basis_{next(_RUNNER_COUNT)}',
         train_dataloader=dict(
-            dataset=RandomImages(num_samples),
+            dataset=RandomImages(num_samples) if dataset is None else dataset,
             sampler=dict(type='DefaultSampler', shuffle=False),
-            collate_fn=dict(type='default_collate'),
-            batch_size=4,
+            collate_fn=dict(type='default_collate' if dataset is None else
+                            'pseudo_collate'),
+            batch_size=batch_size,
             num_workers=0),
         train_cfg=train_cfg,
         optim_wrapper=optim_wrapper

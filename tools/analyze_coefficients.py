@@ -20,7 +20,6 @@ from typing import Dict, List, Optional
 from mmengine.config import Config, DictAction
 from mmengine.runner import load_checkpoint
 
-import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import (build_model_from_config,
                                      coefficient_similarity, mean_off_diagonal,
                                      plot_coefficient_similarity,

@@ -1,4 +1,5 @@
-"""Similarity of the coefficients of layers sharing a basis (paper 000, Fig. 4).
+"""Similarity of the coefficients of layers sharing a basis (paper 000,
+Figure 4).
 
 Each :class:`SharedBasisConv2d` combines the R elements of its basis with a
 ``T x R`` matrix of coefficients, one row (a coefficient vector) per output
@@ -20,7 +21,8 @@ from torch import Tensor
 from ..layers import SharedBasisConv2d, find_basis_users
 
 
-def shared_basis_coefficients(model: nn.Module) -> Dict[str, Dict[str, Tensor]]:
+def shared_basis_coefficients(
+        model: nn.Module) -> Dict[str, Dict[str, Tensor]]:
     """The coefficients of the layers using each shared basis of a model.
 
     Args:

@@ -2,11 +2,11 @@
 import logging
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks.hook import DATA_BATCH, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
@@ -15,8 +15,6 @@ from torch.utils.hooks import RemovableHandle
 from ..analysis import plot_gradient_flow
 from ..layers import FilterBasis, find_shared_bases
 from ..registry import HOOKS
-
-DATA_BATCH = Optional[Union[dict, tuple, list]]
 
 
 @HOOKS.register_module()
@@ -112,8 +110,9 @@ class GradientFlowHook(Hook):
         if not self._records:
             return
         names = list(self._bases)
-        grads = np.array([[record.get(name, (np.nan, np.nan)) for name in names]
-                          for record in self._records])
+        grads = np.array([[
+            record.get(name, (np.nan, np.nan)) for name in names
+        ] for record in self._records])
         figure = plot_gradient_flow(
             names,
             grads[..., 0],

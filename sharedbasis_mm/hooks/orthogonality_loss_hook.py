@@ -1,9 +1,9 @@
 """Orthogonality regularization of shared filter bases (paper 000, eq. 7)."""
 import logging
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, Optional
 
 import torch
-from mmengine.hooks import Hook
+from mmengine.hooks.hook import DATA_BATCH, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from torch import Tensor
@@ -11,8 +11,6 @@ from torch import Tensor
 from ..layers import FilterBasis, find_shared_bases, orthogonality_error
 from ..layers.orthogonality import REDUCTIONS
 from ..registry import HOOKS
-
-DATA_BATCH = Optional[Union[dict, tuple, list]]
 
 
 @HOOKS.register_module()
