@@ -11,6 +11,7 @@ import pytest
 import torch
 from mmdet.registry import MODELS as DET_MODELS
 from mmdet.testing import demo_mm_inputs
+from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
@@ -18,8 +19,10 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 
+from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.hooks import OrthogonalityLossHook
-from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
+from sharedbasis_mm.layers import (SharedBasisConv2d, find_shared_bases,
+                                   orthogonality_error)
 from sharedbasis_mm.registry import HOOKS
 from tiny_shared_basis_net import (PlainNet, TinySharedBasisNet, build_runner,
                                    perturb_bases)
@@ -27,6 +30,7 @@ from tiny_shared_basis_net import (PlainNet, TinySharedBasisNet, build_runner,
 BASIS = 'blocks.0.basis.shared_basis'
 LOSS_SCALE = 256.
 HERE = osp.dirname(osp.abspath(__file__))
+CONFIGS = osp.join(osp.dirname(HERE), 'configs')
 
 
 def tiny_net(perturbed: bool = False) -> TinySharedBasisNet:
@@ -343,3 +347,49 @@ def test_ddp_two_ranks_and_resume(tmp_path):
             ranks[1]['losses'][iteration]['loss_cls']
         assert ranks[0]['losses'][iteration]['loss_orth'] == \
             ranks[1]['losses'][iteration]['loss_orth']
+
+
+@pytest.mark.parametrize('name,basis_norm,regularized', [
+    ('resnet34-s16u1-nobn', False, False),
+    ('resnet34-s16u1-bn', True, False),
+    ('resnet34-s16u1-nobn-orthoreg', False, True),
+    ('resnet34-s16u1-bn-orthoreg', True, True),
+])
+def test_figure_3_ablation_configs(name, basis_norm, regularized):
+    """The four panels of Figure 3: ResNet34-S16U1 with or without the BN
+    after each of its 4 bases and the regularization, all recording the
+    gradient flow (the model is built for panel a)."""
+    cfg = Config.fromfile(
+        osp.join(CONFIGS, 'orthogonality', f'{name}_1xb128_cifar100.py'))
+    hooks = [HOOKS.build(hook) for hook in cfg.custom_hooks]
+    assert [type(hook).__name__ for hook in hooks] == \
+        ['OrthogonalityLossHook'] * regularized + ['GradientFlowHook']
+    assert cfg.paper_reference is None
+    backbone = cfg.model.backbone
+    assert (backbone.shared_rank, backbone.unique_rank) == (16, 1)
+    assert ('basis_norm_cfg' not in backbone) == basis_norm
+    if not basis_norm and not regularized:
+        model = build_model_from_config(cfg)
+        assert len(find_shared_bases(model)) == 4
+        layers = [
+            m for m in model.modules() if isinstance(m, SharedBasisConv2d)
+        ]
+        assert layers and all(layer.norm is None for layer in layers)
+
+
+def test_orthogonality_base_config_and_no_ortho_reg_ablation():
+    """configs/_base_/orthogonality_regularization.py adds the hook with
+    lambda = 10; the Table 1 NoOrthoReg config is ResNet50-Shared without
+    any custom hook."""
+    base = Config.fromfile(
+        osp.join(CONFIGS, '_base_', 'orthogonality_regularization.py'))
+    hook, = [HOOKS.build(hook) for hook in base.custom_hooks]
+    assert isinstance(hook, OrthogonalityLossHook)
+    assert (hook.loss_weight, hook.reduction) == (10., 'mean')
+    shared = Config.fromfile(
+        osp.join(CONFIGS, 'shared_basis', 'resnet50-shared_8xb32_in1k.py'))
+    ablation = Config.fromfile(
+        osp.join(CONFIGS, 'orthogonality',
+                 'resnet50-shared-noorthoreg_8xb32_in1k.py'))
+    assert ablation.custom_hooks == []
+    assert ablation.model == shared.model
