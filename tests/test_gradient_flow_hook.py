@@ -11,7 +11,8 @@ from PIL import Image
 from sharedbasis_mm.analysis import plot_gradient_flow
 from sharedbasis_mm.hooks import GradientFlowHook
 from sharedbasis_mm.registry import HOOKS
-from tiny_shared_basis_net import PlainNet, TinySharedBasisNet, build_runner
+from tiny_shared_basis_net import (PlainNet, TinySharedBasisNet, build_runner,
+                                   cpu_amp_optim_wrapper)
 
 BASES = ['blocks.0.basis.shared_basis', 'blocks.2.basis.shared_basis']
 
@@ -120,6 +121,28 @@ def test_accumulation_records_only_optimizer_steps(tmp_path):
     plot, = glob.glob(osp.join(runner.log_dir, 'gradient_flow', '*.png'))
     assert_png_shows_a_plot(plot)
     assert not any(optimizer_hooks(runner.optim_wrapper.optimizer))
+
+
+def test_amp_records_unscaled_gradients(tmp_path, monkeypatch):
+    """Under mixed precision with a loss scale of 256, the recorded
+    gradient is the gradient the optimizer applies: unscaled."""
+    torch.manual_seed(0)
+    model = TinySharedBasisNet()
+    optim_wrapper = cpu_amp_optim_wrapper(
+        torch.optim.SGD(model.parameters(), lr=0.1), monkeypatch, 256.)
+    runner = build_runner(
+        model,
+        str(tmp_path), [dict(type='GradientFlowHook', interval=1)],
+        max_iters=2,
+        optim_wrapper=optim_wrapper)
+    grads = []
+    model.blocks[0].shared_basis.weight.register_hook(grads.append)
+    runner.train()
+    logged = logged_scalars(runner)[f'grad_flow/{BASES[0]}/mean']
+    assert [step for step, _ in logged] == [1, 2]
+    for (_, value), scaled in zip(logged, grads):
+        assert value == pytest.approx(
+            scaled.abs().mean().item() / 256, rel=1e-5)
 
 
 def optimizer_hooks(optimizer):

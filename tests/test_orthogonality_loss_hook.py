@@ -13,8 +13,7 @@ from mmdet.registry import MODELS as DET_MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
 from mmengine.hub import get_config
-from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.optim.optimizer import amp_optimizer_wrapper
+from mmengine.optim import OptimWrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmpretrain.structures import DataSample
@@ -25,7 +24,7 @@ from sharedbasis_mm.layers import (SharedBasisConv2d, find_shared_bases,
                                    orthogonality_error)
 from sharedbasis_mm.registry import HOOKS
 from tiny_shared_basis_net import (PlainNet, TinySharedBasisNet, build_runner,
-                                   perturb_bases)
+                                   cpu_amp_optim_wrapper, perturb_bases)
 
 BASIS = 'blocks.0.basis.shared_basis'
 LOSS_SCALE = 256.
@@ -200,14 +199,7 @@ def accumulate_2(model, monkeypatch) -> OptimWrapper:
 
 
 def amp_bf16(model, monkeypatch) -> OptimWrapper:
-    """mmengine's AmpOptimWrapper autocasting to bf16 on the CPU. It
-    asserts a GPU and builds a CUDA GradScaler, which disables itself on
-    the CPU; torch's CPU GradScaler with a fixed scale of 256 replaces it."""
-    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
-                        lambda: True)
-    wrapper = AmpOptimWrapper(optimizer=sgd(model), dtype='bfloat16')
-    wrapper.loss_scaler = torch.amp.GradScaler('cpu', init_scale=LOSS_SCALE)
-    return wrapper
+    return cpu_amp_optim_wrapper(sgd(model), monkeypatch, LOSS_SCALE)
 
 
 @pytest.mark.parametrize('optim_wrapper,factor', [(fp32, 1.),

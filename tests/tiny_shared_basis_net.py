@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
+from mmengine.optim import AmpOptimWrapper
+from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.runner import Runner
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -102,6 +104,21 @@ class RandomImages(Dataset):
         return dict(
             inputs=torch.randn(3, 16, 16, generator=generator),
             labels=torch.randint(self.num_classes, (), generator=generator))
+
+
+def cpu_amp_optim_wrapper(optimizer: torch.optim.Optimizer, monkeypatch,
+                          loss_scale: float) -> AmpOptimWrapper:
+    """mmengine's AmpOptimWrapper autocasting to bf16 on the CPU.
+
+    It asserts a GPU (``monkeypatch`` lifts that for the test) and builds a
+    CUDA GradScaler, which disables itself on the CPU; torch's CPU
+    GradScaler with an initial scale of ``loss_scale`` replaces it.
+    """
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    wrapper = AmpOptimWrapper(optimizer=optimizer, dtype='bfloat16')
+    wrapper.loss_scaler = torch.amp.GradScaler('cpu', init_scale=loss_scale)
+    return wrapper
 
 
 _RUNNER_COUNT = itertools.count()

@@ -4,7 +4,13 @@ Times training iterations (forward, backward and SGD step through the model's
 ``train_step``) on a batch of random images with random boxes, alternately
 without and with the hook's ``loss_orth`` term, and prints the median time of
 each, their ratio and the spread. Also times the ``loss_orth`` term alone
-(its forward and backward on every shared basis).
+(its forward and backward on every shared basis) and counts its
+multiply-adds.
+
+Both the wall-clock time and the CPU time of the process are measured; on a
+machine shared with other jobs the wall-clock time mostly measures the
+others, and the CPU time of a single thread (``--threads 1``) is the robust
+figure.
 
 The default model is mmdet's Faster R-CNN R50-FPN with the backbone replaced
 by ``SharedBasisResNet(depth=50, share='conv2')`` (ResNet50-Shared).
@@ -53,6 +59,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--iters', type=int, default=10, help='timed iterations of each')
     parser.add_argument(
         '--warmup', type=int, default=2, help='untimed iterations of each')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        help='torch CPU threads (default: torch\'s default)')
     parser.add_argument('--batch-size', type=int, default=2)
     parser.add_argument('--image-size', type=int, default=256)
     parser.add_argument('--loss-weight', type=float, default=10.)
@@ -65,10 +75,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action=DictAction,
         help='override settings of the config, key=value')
     args = parser.parse_args(argv)
-    for name in ('iters', 'batch_size', 'image_size'):
-        if getattr(args, name) < 1:
+    for name in ('iters', 'batch_size', 'image_size', 'threads'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got '
-                         f'{getattr(args, name)}')
+                         f'{value}')
     if args.warmup < 0:
         parser.error(f'--warmup must be >= 0, got {args.warmup}')
     return args
@@ -90,11 +101,15 @@ def load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def time_call(step: Callable[[], None]) -> float:
-    """Seconds ``step()`` takes."""
-    start = time.perf_counter()
+CLOCKS = dict(wall=time.perf_counter, cpu=time.process_time)
+
+
+def time_call(step: Callable[[], None]) -> Dict[str, float]:
+    """Seconds ``step()`` takes, on the wall clock and in process CPU
+    time."""
+    start = {name: clock() for name, clock in CLOCKS.items()}
     step()
-    return time.perf_counter() - start
+    return {name: clock() - start[name] for name, clock in CLOCKS.items()}
 
 
 def summary(times: List[float]) -> Dict[str, float]:
@@ -123,40 +138,40 @@ def loss_term_macs(bases: Dict[str, FilterBasis]) -> int:
 
 def time_iterations(runner: Runner, data: dict, optim_wrapper: OptimWrapper,
                     hook: OrthogonalityLossHook, iters: int,
-                    warmup: int) -> Dict[bool, List[float]]:
-    """Seconds of ``iters`` training steps without and with the hook, after
+                    warmup: int) -> Dict[bool, List[Dict[str, float]]]:
+    """Times of ``iters`` training steps without and with the hook, after
     ``warmup`` untimed ones each; keyed by whether the hook was on."""
     model = runner.model
 
-    def timed_train_step(with_hook: bool) -> float:
-        if with_hook:
-            hook.before_train(runner)
-        start = time.perf_counter()
+    def train_step(with_hook: bool) -> None:
         log_vars = model.train_step(data, optim_wrapper)
-        elapsed = time.perf_counter() - start
-        if with_hook:
-            hook.after_train(runner)
         if ('loss_orth' in log_vars) != with_hook:
             raise RuntimeError(
                 f'loss_orth must be in the losses exactly when the hook is '
                 f'on; with_hook={with_hook}, losses {list(log_vars)}')
-        return elapsed
 
     times = {False: [], True: []}
     for index in range(warmup + iters):
         # Alternate which goes first, so that drifts hit both alike.
         for with_hook in (index % 2 == 1, index % 2 == 0):
-            elapsed = timed_train_step(with_hook)
+            if with_hook:
+                hook.before_train(runner)
+            elapsed = time_call(lambda: train_step(with_hook))
+            if with_hook:
+                hook.after_train(runner)
             if index >= warmup:
                 times[with_hook].append(elapsed)
                 print(f'  iter {index - warmup + 1:3d} '
-                      f'{"with" if with_hook else "without"} hook: '
-                      f'{elapsed * 1e3:8.1f} ms')
+                      f'{"with" if with_hook else "without":>7} hook: '
+                      f'wall {elapsed["wall"] * 1e3:8.1f} ms, '
+                      f'cpu {elapsed["cpu"] * 1e3:8.1f} ms')
     return times
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
     args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     cfg = load_config(args)
     torch.manual_seed(0)
     model = build_model_from_config(cfg)
@@ -194,36 +209,45 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     term_times = [time_call(loss_term) for _ in range(args.iters)]
     optim_wrapper.zero_grad()
 
-    pair_ratios = [w / wo for w, wo in zip(times[True], times[False])]
     results = dict(
         model=type(model).__name__,
         num_bases=len(bases),
         batch_shape=[args.batch_size, 3, args.image_size, args.image_size],
         threads=torch.get_num_threads(),
-        without_hook_s=summary(times[False]),
-        with_hook_s=summary(times[True]),
-        ratio_of_medians=statistics.median(times[True]) /
-        statistics.median(times[False]),
-        pair_ratio=summary(pair_ratios),
-        loss_term_s=summary(term_times),
+        iters=args.iters,
         loss_term_gmacs=loss_term_macs(bases) / 1e9)
-    results['loss_term_fraction'] = results['loss_term_s']['median'] / \
-        results['without_hook_s']['median']
-    for label, key in (('without hook', 'without_hook_s'),
-                       ('with hook', 'with_hook_s'),
-                       ('loss_orth term alone', 'loss_term_s')):
-        stats = results[key]
-        print(f'{label:>21}: median {stats["median"] * 1e3:8.2f} ms '
-              f'(quartiles {stats["q1"] * 1e3:.2f}-{stats["q3"] * 1e3:.2f}, '
-              f'range {stats["min"] * 1e3:.2f}-{stats["max"] * 1e3:.2f})')
-    pair = results['pair_ratio']
-    print(f'with / without: ratio of medians '
-          f'{results["ratio_of_medians"]:.4f}; per pair median '
-          f'{pair["median"]:.4f} (quartiles {pair["q1"]:.4f}-'
-          f'{pair["q3"]:.4f})')
-    print(f'loss_orth term alone: {results["loss_term_gmacs"]:.3f} GMAC, '
-          f'{results["loss_term_fraction"] * 100:.2f}% of the median '
-          f'iteration without the hook')
+    for clock in CLOCKS:
+        without = [t[clock] for t in times[False]]
+        with_hook = [t[clock] for t in times[True]]
+        term = [t[clock] for t in term_times]
+        results[clock] = dict(
+            without_hook_s=summary(without),
+            with_hook_s=summary(with_hook),
+            loss_term_s=summary(term),
+            ratio_of_medians=statistics.median(with_hook) /
+            statistics.median(without),
+            pair_ratio=summary([w / wo
+                                for w, wo in zip(with_hook, without)]),
+            loss_term_fraction=statistics.median(term) /
+            statistics.median(without))
+        print(f'{clock} time:')
+        for label, key in (('without hook', 'without_hook_s'),
+                           ('with hook', 'with_hook_s'),
+                           ('loss_orth term alone', 'loss_term_s')):
+            stats = results[clock][key]
+            print(f'  {label:>20}: median {stats["median"] * 1e3:9.2f} ms '
+                  f'(quartiles {stats["q1"] * 1e3:.2f}-'
+                  f'{stats["q3"] * 1e3:.2f}, range '
+                  f'{stats["min"] * 1e3:.2f}-{stats["max"] * 1e3:.2f})')
+        pair = results[clock]['pair_ratio']
+        print(f'  with / without hook: ratio of medians '
+              f'{results[clock]["ratio_of_medians"]:.4f}; per pair median '
+              f'{pair["median"]:.4f} (quartiles {pair["q1"]:.4f}-'
+              f'{pair["q3"]:.4f}); loss_orth term alone '
+              f'{results[clock]["loss_term_fraction"] * 100:.2f}% of the '
+              f'median iteration without the hook')
+    print(f'loss_orth term: {results["loss_term_gmacs"]:.3f} GMAC '
+          f'(forward and backward, 3 R^2 D per (R, D) basis)')
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=2)
