@@ -1,5 +1,4 @@
 import glob
-import json
 import os.path as osp
 
 import numpy as np
@@ -12,22 +11,10 @@ from sharedbasis_mm.analysis import plot_gradient_flow
 from sharedbasis_mm.hooks import GradientFlowHook
 from sharedbasis_mm.registry import HOOKS
 from tiny_shared_basis_net import (PlainNet, TinySharedBasisNet, build_runner,
-                                   cpu_amp_optim_wrapper)
+                                   cpu_amp_optim_wrapper, logged_scalars,
+                                   text_log)
 
 BASES = ['blocks.0.basis.shared_basis', 'blocks.2.basis.shared_basis']
-
-
-def logged_scalars(runner) -> dict:
-    """The scalars the visualizer wrote, by key: list of (step, value)."""
-    path, = glob.glob(osp.join(runner.log_dir, 'vis_data', 'scalars.json'))
-    scalars = {}
-    with open(path) as f:
-        for line in f:
-            record = json.loads(line)
-            step = record.pop('step')
-            for key, value in record.items():
-                scalars.setdefault(key, []).append((step, value))
-    return scalars
 
 
 def assert_png_shows_a_plot(path: str) -> None:
@@ -99,13 +86,19 @@ def test_records_logs_and_plots_each_epoch(tmp_path):
 
 def test_accumulation_records_only_optimizer_steps(tmp_path):
     """With ``accumulative_counts=2`` the gradient is recorded when the
-    optimizer steps, summed over the two backward passes, into one plot at
-    the end of an iteration-based run."""
+    optimizer steps, summed over the two backward passes, and plotted once
+    at the end of an iteration-based run into ``out_dir``; the hook leaves
+    no step hook on the optimizer."""
     torch.manual_seed(0)
     model = TinySharedBasisNet()
     runner = build_runner(
         model,
-        str(tmp_path), [dict(type='GradientFlowHook', interval=1)],
+        str(tmp_path), [
+            dict(
+                type='GradientFlowHook',
+                interval=1,
+                out_dir=str(tmp_path / 'plots'))
+        ],
         max_iters=4,
         optim_wrapper=dict(
             optimizer=dict(type='SGD', lr=0.1), accumulative_counts=2))
@@ -118,9 +111,10 @@ def test_accumulation_records_only_optimizer_steps(tmp_path):
         accumulated = grads[step - 2] + grads[step - 1]
         assert value == pytest.approx(accumulated.abs().max().item(),
                                       rel=1e-5)
-    plot, = glob.glob(osp.join(runner.log_dir, 'gradient_flow', '*.png'))
+    plot, = glob.glob(str(tmp_path / '**' / '*.png'), recursive=True)
+    assert plot == str(tmp_path / 'plots' / 'epoch_1.png')
     assert_png_shows_a_plot(plot)
-    assert not any(optimizer_hooks(runner.optim_wrapper.optimizer))
+    assert not runner.optim_wrapper.optimizer._optimizer_step_pre_hooks
 
 
 def test_amp_records_unscaled_gradients(tmp_path, monkeypatch):
@@ -145,18 +139,12 @@ def test_amp_records_unscaled_gradients(tmp_path, monkeypatch):
             scaled.abs().mean().item() / 256, rel=1e-5)
 
 
-def optimizer_hooks(optimizer):
-    return list(optimizer._optimizer_step_pre_hooks.values())
-
-
 def test_no_shared_basis_warns_and_records_nothing(tmp_path):
     runner = build_runner(PlainNet(), str(tmp_path),
                           [dict(type='GradientFlowHook', interval=1)],
                           max_iters=2)
     runner.train()
-    log_file, = glob.glob(osp.join(runner.log_dir, '*.log'))
-    with open(log_file) as f:
-        assert f.read().count('has no shared filter basis') == 1
+    assert text_log(runner).count('has no shared filter basis') == 1
     assert not any(key.startswith('grad_flow')
                    for key in logged_scalars(runner))
     assert not osp.exists(osp.join(runner.log_dir, 'gradient_flow'))

@@ -1,5 +1,4 @@
 import copy
-import glob
 import json
 import os
 import os.path as osp
@@ -24,7 +23,8 @@ from sharedbasis_mm.layers import (SharedBasisConv2d, find_shared_bases,
                                    orthogonality_error)
 from sharedbasis_mm.registry import HOOKS
 from tiny_shared_basis_net import (PlainNet, TinySharedBasisNet, build_runner,
-                                   cpu_amp_optim_wrapper, perturb_bases)
+                                   cpu_amp_optim_wrapper, logged_scalars,
+                                   perturb_bases, text_log)
 
 BASIS = 'blocks.0.basis.shared_basis'
 LOSS_SCALE = 256.
@@ -38,19 +38,6 @@ def tiny_net(perturbed: bool = False) -> TinySharedBasisNet:
     torch.manual_seed(0)
     model = TinySharedBasisNet()
     return perturb_bases(model) if perturbed else model
-
-
-def logged_scalars(runner) -> dict:
-    """The scalars the visualizer wrote, by key: list of (step, value)."""
-    path, = glob.glob(osp.join(runner.log_dir, 'vis_data', 'scalars.json'))
-    scalars = {}
-    with open(path) as f:
-        for line in f:
-            record = json.loads(line)
-            step = record.pop('step')
-            for key, value in record.items():
-                scalars.setdefault(key, []).append((step, value))
-    return scalars
 
 
 def test_registered_and_arguments_checked():
@@ -251,10 +238,7 @@ def test_no_shared_basis_warns_once_and_adds_nothing(tmp_path):
     runner = build_runner(model, str(tmp_path),
                           [dict(type='OrthogonalityLossHook')], max_iters=3)
     runner.train()
-    log_file, = glob.glob(osp.join(runner.log_dir, '*.log'))
-    with open(log_file) as f:
-        log = f.read()
-    assert log.count('has no shared filter basis') == 1
+    assert text_log(runner).count('has no shared filter basis') == 1
     scalars = logged_scalars(runner)
     assert 'loss_cls' in scalars and 'loss_orth' not in scalars
     assert 'parse_losses' not in vars(model)

@@ -2,8 +2,11 @@
 of the hooks and the analysis tools (imported by the test files and the DDP
 script; not a test file itself)."""
 import copy
+import glob
 import itertools
-from typing import Dict, List, Optional, Sequence
+import json
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -169,3 +172,23 @@ def build_runner(model: nn.Module,
                 interval=checkpoint_interval or max_iters)),
         log_processor=dict(window_size=1, by_epoch=train_cfg['by_epoch']),
         **kwargs)
+
+
+def logged_scalars(runner: Runner) -> Dict[str, List[Tuple[int, float]]]:
+    """The scalars the runner's visualizer wrote, by key: (step, value)."""
+    path, = glob.glob(osp.join(runner.log_dir, 'vis_data', 'scalars.json'))
+    scalars: Dict[str, List[Tuple[int, float]]] = {}
+    with open(path) as f:
+        for line in f:
+            record = json.loads(line)
+            step = record.pop('step')
+            for key, value in record.items():
+                scalars.setdefault(key, []).append((step, value))
+    return scalars
+
+
+def text_log(runner: Runner) -> str:
+    """The text log the runner wrote."""
+    path, = glob.glob(osp.join(runner.log_dir, '*.log'))
+    with open(path) as f:
+        return f.read()

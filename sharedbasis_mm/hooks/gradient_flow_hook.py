@@ -55,6 +55,7 @@ class GradientFlowHook(Hook):
         self.out_dir = out_dir
         self.log_scale = log_scale
         self._bases: Dict[str, FilterBasis] = {}
+        self._plot_dir = out_dir
         self._handles: List[RemovableHandle] = []
         self._recording = False
         self._current: Dict[str, Tuple[float, float]] = {}
@@ -72,8 +73,8 @@ class GradientFlowHook(Hook):
                 logger='current',
                 level=logging.WARNING)
             return
-        if self.out_dir is None:
-            self.out_dir = osp.join(runner.log_dir, 'gradient_flow')
+        self._plot_dir = self.out_dir or osp.join(runner.log_dir,
+                                                  'gradient_flow')
         wrappers = runner.optim_wrapper.values() if isinstance(
             runner.optim_wrapper,
             OptimWrapperDict) else [runner.optim_wrapper]
@@ -119,8 +120,8 @@ class GradientFlowHook(Hook):
             grads[..., 1],
             title=f'Gradient flow, epoch {runner.epoch + 1}',
             log_scale=self.log_scale)
-        os.makedirs(self.out_dir, exist_ok=True)
-        path = osp.join(self.out_dir, f'epoch_{runner.epoch + 1}.png')
+        os.makedirs(self._plot_dir, exist_ok=True)
+        path = osp.join(self._plot_dir, f'epoch_{runner.epoch + 1}.png')
         figure.savefig(path, dpi=100)
         print_log(
             f'GradientFlowHook: gradient flow of {len(self._records)} '
