@@ -1,7 +1,10 @@
 # The demo: Faster R-CNN with a small shared-basis ResNet-18 (S8U1, 16
 # channels first), trained from scratch on the synthetic occlusion set on
 # the CPU in a few minutes (`make demo`, tools/demo.py).
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/orthogonality_regularization.py',
+]
 custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 
 data_root = 'work_dirs/demo/data/'
