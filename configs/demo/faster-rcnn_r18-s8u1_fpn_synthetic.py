@@ -1,7 +1,10 @@
 # The demo: Faster R-CNN with a small shared-basis ResNet-18 (S8U1, 16
 # channels first), trained from scratch on the synthetic occlusion set on
 # the CPU in a few minutes (`make demo`, tools/demo.py).
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/orthogonality_regularization.py',
+]
 custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 
 data_root = 'work_dirs/demo/data/'
@@ -72,7 +75,13 @@ val_dataloader = dict(
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
+# The synthetic masks are visible parts, as COCO's: occlusion from the boxes.
+test_evaluator = dict(
+    type='OcclusionRatioMetric',
+    ann_file=data_root + 'annotations/instances_val.json',
+    metric='bbox',
+    instance_shape='box',
+    bin_edges=(0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6))
 
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
