@@ -1,7 +1,11 @@
 # RetinaNet, ResNet50-Shared (paper 000, Table 4): the 3 x 3 convolutions of
 # the blocks of a residual group share a filter basis, trained with the
-# orthogonality regularization (eq. 7, the hook's default lambda).
-_base_ = './retinanet_r50_fpn_4xb2-1x_coco.py'
+# orthogonality regularization of eq. 7
+# (configs/_base_/orthogonality_regularization.py).
+_base_ = [
+    './retinanet_r50_fpn_4xb2-1x_coco.py',
+    '../../_base_/orthogonality_regularization.py',
+]
 
 model = dict(
     backbone=dict(
@@ -10,7 +14,5 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='work_dirs/backbones/resnet50-shared_8xb32_in1k.pth')))
-
-custom_hooks = [dict(type='OrthogonalityLossHook')]
 
 paper_reference = dict(params=32.92e6)
