@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.sharedbasis_mm-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo clean
+.PHONY: install test demo model-table clean
 
 install: $(STAMP)
 
@@ -18,6 +18,9 @@ test: $(STAMP)
 	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
 
 demo: $(STAMP)
+	$(PYTHON) tools/demo.py
+
+model-table: $(STAMP)
 	$(PYTHON) tools/model_table.py
 
 clean:
