@@ -5,16 +5,19 @@ ONE thin filter, defined on C/B channels, to every block (eq. 3). The blocks
 are folded into the batch dimension, so the layer runs as a single convolution
 (or matrix product) whatever B is.
 """
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
 
 _IntPair = Union[int, Tuple[int, int]]
+
+TBC_IMPLS = ('auto', 'fold', 'grouped')
 
 
 def check_positive(layer: str, name: str, value: int) -> None:
@@ -32,6 +35,18 @@ def check_divisible(layer: str, name: str, value: int, divisor_name: str,
                          f'{divisor_name}={divisor}')
 
 
+def auto_impl(x: Tensor) -> str:
+    """The faster form of a tied block convolution on input ``x``.
+
+    ``'grouped'`` for a ``channels_last`` tensor, which folding would copy,
+    else ``'fold'``, a view.
+    """
+    if (x.dim() == 4 and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)):
+        return 'grouped'
+    return 'fold'
+
+
 @MODELS.register_module('TBC')
 @MODELS.register_module('TGC')
 class TiedBlockConv2d(nn.Module):
@@ -41,8 +56,19 @@ class TiedBlockConv2d(nn.Module):
     bank of shape ``(out_channels / B, in_channels / (B * groups), k, k)`` is
     applied to each of them; the B responses are concatenated along the
     channels. It is a group convolution with B groups whose weight is the same
-    thin filter repeated B times, computed as one convolution call on the
-    input viewed as ``(N * B, C / B, H, W)``.
+    thin filter repeated B times, computed as one convolution call, in
+    either of two forms (``impl``):
+
+    - ``'fold'``: the convolution with the thin filter on the input viewed as
+      ``(N * B, C / B, H, W)``: the blocks folded into the batch.
+    - ``'grouped'``: the group convolution with B groups whose weight is the
+      thin filter repeated B times.
+
+    Both compute the same values. Folding is a free view of a contiguous
+    (NCHW) input but a copy of a ``channels_last`` one, whose channels are
+    the innermost dimension; ``'auto'`` therefore folds an NCHW input and
+    runs the grouped form on a ``channels_last`` input (see the README's
+    performance section for the measurements behind this rule).
 
     With ``groups = G > 1`` this is the tied block group convolution (TGC):
     inside each block, the thin filter is itself a group convolution with G
@@ -70,6 +96,9 @@ class TiedBlockConv2d(nn.Module):
         bias (bool): Whether the thin filter has a bias (C_out / B values,
             tied like the weight). Defaults to True.
         blocks (int): The block number B. Defaults to 1.
+        impl (str): How the B blocks are computed: ``'fold'``,
+            ``'grouped'`` or ``'auto'`` (by the input's memory format).
+            Defaults to ``'auto'``.
     """
 
     def __init__(self,
@@ -81,11 +110,15 @@ class TiedBlockConv2d(nn.Module):
                  dilation: _IntPair = 1,
                  groups: int = 1,
                  bias: bool = True,
-                 blocks: int = 1) -> None:
+                 blocks: int = 1,
+                 impl: str = 'auto') -> None:
         super().__init__()
         name = 'TGC' if groups > 1 else 'TBC'
         check_positive(name, 'blocks', blocks)
         check_positive(name, 'groups', groups)
+        if impl not in TBC_IMPLS:
+            raise ValueError(f'{name}: unknown impl={impl!r}; expected one '
+                             f'of {TBC_IMPLS}')
         check_divisible(name, 'in_channels', in_channels, 'blocks * groups',
                         blocks * groups)
         check_divisible(name, 'out_channels', out_channels,
@@ -93,6 +126,7 @@ class TiedBlockConv2d(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.blocks = blocks
+        self.impl = impl
         # The attributes mmcv's ConvModule exports from its conv.
         self.transposed = False
         self.output_padding = (0, 0)
@@ -144,12 +178,26 @@ class TiedBlockConv2d(nn.Module):
                 f'in_channels={self.in_channels} channels, got {c}')
         if self.blocks == 1:
             return self.conv(x)
+        if self.resolve_impl(x) == 'grouped':
+            return self._forward_grouped(x)
         out = self.conv(x.reshape(n * self.blocks, c // self.blocks, h, w))
         return out.reshape(n, self.out_channels, *out.shape[-2:])
 
+    def resolve_impl(self, x: Tensor) -> str:
+        """The form, ``'fold'`` or ``'grouped'``, that runs on input ``x``."""
+        return auto_impl(x) if self.impl == 'auto' else self.impl
+
+    def _forward_grouped(self, x: Tensor) -> Tensor:
+        conv = self.conv
+        bias: Optional[Tensor] = (
+            conv.bias.repeat(self.blocks) if conv.bias is not None else None)
+        return F.conv2d(x, conv.weight.repeat(self.blocks, 1, 1, 1), bias,
+                        conv.stride, conv.padding, conv.dilation,
+                        conv.groups * self.blocks)
+
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, '
-                f'blocks={self.blocks}')
+                f'blocks={self.blocks}, impl={self.impl!r}')
 
 
 @MODELS.register_module('TFC')
