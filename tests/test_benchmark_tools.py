@@ -6,11 +6,15 @@ import os.path as osp
 import pytest
 import torch
 
-from sharedbasis_mm.analysis.benchmark import (benchmark, describe_machine,
-                                               peak_memory, summarize)
+from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
+                                               describe_machine, peak_memory,
+                                               summarize)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-FAST = ['--repeats', '2', '--block-time', '0.001', '--threads', '1']
+FAST = [
+    '--repeats', '2', '--block-time', '0.001', '--threads', '1', '--clock',
+    'cpu'
+]
 
 
 def load_tool(name: str):
@@ -42,6 +46,19 @@ def test_benchmark_times_every_task_in_interleaved_blocks():
     with pytest.raises(ValueError, match='repeats must be a positive '
                        'integer, got repeats=0'):
         benchmark(tasks, repeats=0)
+    cpu = benchmark(tasks, repeats=2, block_time=1e-9, clock='cpu')
+    assert summarize(cpu['a'])['timed_blocks'] == 2
+
+
+@pytest.mark.parametrize('clock,threads,device,match', [
+    ('tsc', 1, None, r"unknown clock='tsc'; expected one of \['cpu', "
+     r"'wall'\]"),
+    ('cpu', 2, None, 'needs num_threads=1, got num_threads=2'),
+    ('cpu', 1, 'cuda', 'needs the CPU, got device=cuda'),
+])
+def test_bad_clock(clock, threads, device, match):
+    with pytest.raises(ValueError, match=match):
+        check_clock(clock, threads, device)
 
 
 def test_peak_memory_counts_the_live_tensors_at_the_peak():

@@ -3,14 +3,16 @@
 Usage:
     python tools/benchmark_backbones.py [--models NAME ...]
         [--batch-sizes 1 8] [--input-size 224] [--device cpu|cuda]
-        [--threads N] [--repeats R] [--out-dir DIR]
+        [--threads N] [--clock wall|cpu] [--repeats R] [--out-dir DIR]
 
 Every backbone of ``BACKBONES`` (or those named by ``--models``, with their
 baselines) is built with random weights and run in eval mode, without
 gradients, on random ``N x 3 x S x S`` batches. The latencies of all
 backbones at one batch size are measured in interleaved blocks
 (:func:`sharedbasis_mm.analysis.benchmark.benchmark`), so the ratios to the
-baselines are measured in one run and fair on a loaded machine. Throughput
+baselines are measured in one run and fair on a loaded machine (on a shared
+CPU, ``--clock cpu --threads 1`` times CPU time instead of elapsed time, which
+is robust to other processes taking the core). Throughput
 is images per second at the largest batch; peak memory is what one call at
 that batch allocates beyond the weights and inputs. A ``-fused`` backbone is
 passed through :func:`sharedbasis_mm.deploy.fuse_model` (shared bases into
@@ -35,8 +37,9 @@ from mmpretrain.registry import MODELS
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import count_flops, count_parameters
-from sharedbasis_mm.analysis.benchmark import (benchmark, describe_machine,
-                                               peak_memory, summarize)
+from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
+                                               describe_machine, peak_memory,
+                                               summarize)
 from sharedbasis_mm.deploy import fuse_model
 
 
@@ -141,6 +144,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=torch.get_num_threads(),
         help='CPU threads torch uses (default: torch\'s default)')
     parser.add_argument(
+        '--clock',
+        choices=['wall', 'cpu'],
+        default='wall',
+        help='wall: elapsed time (default); cpu: CPU time of the one '
+        'computing thread (CPU, --threads 1), robust on a shared machine')
+    parser.add_argument(
         '--repeats', type=int, default=5, help='timed blocks per backbone')
     parser.add_argument(
         '--block-time',
@@ -235,6 +244,7 @@ def write_csv(path: str, rows: List[Dict]) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    check_clock(args.clock, args.threads, args.device)
     torch.set_num_threads(args.threads)
     init_default_scope('mmpretrain')
     machine = describe_machine(args.device, args.threads)
@@ -264,7 +274,8 @@ def main(argv: Optional[List[str]] = None) -> None:
              for name, model in models.items()},
             repeats=args.repeats,
             block_time=args.block_time,
-            num_threads=args.threads)
+            num_threads=args.threads,
+            clock=args.clock)
         for row in rows:
             summary = summarize(measurements[row['name']])
             row[f'latency_b{batch}_ms'] = summary['median'] * 1e3

@@ -3,7 +3,7 @@
 Usage:
     python tools/benchmark_tbc.py [--shapes 2048x56x56 256x28x28]
         [--blocks 1 2 4 8 16 32] [--device cpu|cuda] [--threads N]
-        [--repeats R] [--out-dir DIR]
+        [--clock wall|cpu] [--repeats R] [--out-dir DIR]
 
 Paper 003, Figure 3: at a fixed FLOP budget, the time of tied block
 convolution (TBC) stays flat as B grows, while that of group convolution
@@ -15,7 +15,8 @@ convolution costs the same multiply-adds. TBC is timed in both of its forms
 tensors, for the forward pass (no grad) and the forward + backward pass
 (gradients of the input and the weight). The timings of one input shape,
 pass and memory format are measured in interleaved blocks, so their ratios
-are fair on a loaded machine.
+are fair on a loaded machine (on a shared CPU, ``--clock cpu --threads 1``
+times CPU time instead of elapsed time).
 
 Writes ``DIR/tbc_timings.csv``, ``DIR/tbc_timings.json`` (with the machine)
 and the Figure-3-style plot ``DIR/tbc_time_vs_blocks.png``.
@@ -32,8 +33,8 @@ import torch
 import torch.nn as nn
 
 import sharedbasis_mm  # noqa: F401
-from sharedbasis_mm.analysis.benchmark import (benchmark, describe_machine,
-                                               summarize)
+from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
+                                               describe_machine, summarize)
 from sharedbasis_mm.layers import TiedBlockConv2d
 from sharedbasis_mm.layers.tied import auto_impl
 
@@ -97,6 +98,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=torch.get_num_threads(),
         help='CPU threads torch uses (default: torch\'s default)')
+    parser.add_argument(
+        '--clock',
+        choices=['wall', 'cpu'],
+        default='wall',
+        help='wall: elapsed time (default); cpu: CPU time of the one '
+        'computing thread (CPU, --threads 1), robust on a shared machine')
     parser.add_argument(
         '--repeats', type=int, default=5, help='timed blocks per case')
     parser.add_argument(
@@ -176,7 +183,8 @@ def run_case(args: argparse.Namespace, shape: Tuple[int, int, int],
         tasks,
         repeats=args.repeats,
         block_time=args.block_time,
-        num_threads=args.threads)
+        num_threads=args.threads,
+        clock=args.clock)
     for row in rows:
         row.update(summarize(measurements[row.pop('key')]))
     for row in rows:
@@ -267,6 +275,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                     f'benchmark_tbc: shape with C={channels} channels cannot '
                     f'be split into B={blocks} blocks with {filters} filters '
                     f'at B = 1')
+    check_clock(args.clock, args.threads, args.device)
     torch.set_num_threads(args.threads)
     machine = describe_machine(args.device, args.threads)
     print(f'machine: {machine}')

@@ -7,18 +7,23 @@ around each timed block, so the same code measures on the CPU and on a GPU.
 import math
 import os
 import platform
-from typing import Any, Callable, Dict, Union
+import time
+from typing import Any, Callable, Dict, Optional, Union
 
 import torch
-from torch._C._autograd import DeviceType
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.benchmark import Measurement, Timer
+from torch.utils.benchmark.utils.timer import timer as wall_clock
+
+CLOCKS = {'wall': wall_clock, 'cpu': time.thread_time}
 
 
 def benchmark(tasks: Dict[str, Callable[[], Any]],
               repeats: int = 5,
               block_time: float = 0.2,
-              num_threads: int = 1) -> Dict[str, Measurement]:
+              num_threads: int = 1,
+              clock: str = 'wall') -> Dict[str, Measurement]:
     """Time each task in blocks interleaved over the tasks.
 
     Each task is first timed once to choose its block size: the number of
@@ -36,6 +41,12 @@ def benchmark(tasks: Dict[str, Callable[[], Any]],
         block_time (float): Seconds each timed block should last.
             Defaults to 0.2.
         num_threads (int): Threads torch uses while timing. Defaults to 1.
+        clock (str): ``'wall'``: elapsed time, the accelerator synchronised
+            (torch.utils.benchmark's timer). ``'cpu'``: CPU time of the
+            calling thread, which is the thread that computes on the CPU
+            with ``num_threads=1``; unlike elapsed time, it does not count
+            the time other processes hold the core, so it suits a shared
+            machine. Defaults to ``'wall'``.
 
     Returns:
         dict[str, Measurement]: One measurement per task, normalised to
@@ -48,16 +59,19 @@ def benchmark(tasks: Dict[str, Callable[[], Any]],
     if block_time <= 0:
         raise ValueError(f'benchmark: block_time must be positive, got '
                          f'block_time={block_time!r}')
+    check_clock(clock, num_threads)
     timers = {
         name: Timer(
             'task()',
             globals=dict(task=task),
+            timer=CLOCKS[clock],
             num_threads=num_threads,
             description=name)
         for name, task in tasks.items()
     }
     block_sizes = {
-        name: max(1, math.floor(block_time / timer.timeit(1).median))
+        name: max(1,
+                  math.floor(block_time / max(timer.timeit(1).median, 1e-9)))
         for name, timer in timers.items()
     }
     blocks = {name: [] for name in timers}
@@ -68,6 +82,26 @@ def benchmark(tasks: Dict[str, Callable[[], Any]],
         name: Measurement.merge(measurements)[0]
         for name, measurements in blocks.items()
     }
+
+
+def check_clock(clock: str,
+                num_threads: int,
+                device: Optional[Union[str, torch.device]] = None) -> None:
+    """Raise a ValueError unless ``clock`` can time calls so run.
+
+    The ``'cpu'`` clock times the calling thread alone: it needs
+    ``num_threads=1`` and, if a device is given, the CPU.
+    """
+    if clock not in CLOCKS:
+        raise ValueError(f'unknown clock={clock!r}; expected one of '
+                         f'{sorted(CLOCKS)}')
+    if clock == 'cpu' and num_threads != 1:
+        raise ValueError(f"clock='cpu' times the calling thread alone and "
+                         f'needs num_threads=1, got num_threads={num_threads}')
+    if (clock == 'cpu' and device is not None
+            and torch.device(device).type != 'cpu'):
+        raise ValueError(f"clock='cpu' times CPU work and needs the CPU, got "
+                         f'device={device}')
 
 
 def summarize(measurement: Measurement) -> Dict[str, float]:
@@ -122,6 +156,7 @@ def describe_machine(device: Union[str, torch.device],
         device=str(device),
         processor=_processor_name(),
         cpu_count=str(os.cpu_count()),
+        cpu_capability=torch.backends.cpu.get_cpu_capability(),
         threads=str(num_threads),
         torch=torch.__version__,
         python=platform.python_version())

@@ -2,8 +2,9 @@
 
 A tied block layer splits its C input channels into B equal blocks and applies
 ONE thin filter, defined on C/B channels, to every block (eq. 3). The blocks
-are folded into the batch dimension, so the layer runs as a single convolution
-(or matrix product) whatever B is.
+are folded into the batch dimension (or, for a ``channels_last`` convolution
+input, form the groups of a group convolution), so the layer runs as a single
+convolution (or matrix product) whatever B is.
 """
 from typing import Optional, Tuple, Union
 
