@@ -4,7 +4,7 @@ OpenMMLab.
 Importing the package registers every component into mmengine's root
 registries, where mmcv, mmdet and mmpretrain find them by ``type=``.
 """
-from . import backbones, layers  # noqa: F401
+from . import attention, backbones, evaluation, hooks, layers  # noqa: F401
 from .deploy import fuse_shared_basis
 from .layers import (BasisConv2d, FilterBasis, SharedBasisConv2d,
                      TiedBlockConv2d, TiedLinear, find_shared_bases,

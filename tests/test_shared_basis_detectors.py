@@ -5,7 +5,7 @@ from mmdet.testing import demo_mm_inputs
 from mmdet.utils import register_all_modules
 from mmengine.hub import get_config
 from mmengine.optim import OptimWrapper
-from mmengine.registry import MODELS
+from mmengine.registry import MODELS, DefaultScope
 
 import sharedbasis_mm  # noqa: F401
 
@@ -23,7 +23,8 @@ def detector_steps(config: str, backbone: dict, with_mask: bool) -> None:
     """One training step and one predict step of an mmdet detector."""
     cfg = get_config(config)
     cfg.model.backbone = backbone
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
     model.init_weights()
     torch.manual_seed(0)
     data = demo_mm_inputs(

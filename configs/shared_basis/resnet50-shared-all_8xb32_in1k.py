@@ -3,6 +3,7 @@ _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
     '../_base_/schedules/imagenet_bs256_150e.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/orthogonality_regularization.py',
 ]
 custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 

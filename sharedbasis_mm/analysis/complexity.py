@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
+from mmengine.registry import MODELS, DefaultScope
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -28,9 +28,14 @@ def count_flops(model: nn.Module, input_shape: Tuple[int, ...]) -> int:
 
 
 def build_model_from_config(cfg: Config) -> nn.Module:
-    """Build ``cfg.model`` in the config's default scope (CPU)."""
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    return MODELS.build(cfg.model)
+    """Build ``cfg.model`` in the config's default scope (CPU).
+
+    The scope is set for the build only; the current default scope is left
+    as it was.
+    """
+    scope = cfg.get('default_scope', 'mmpretrain')
+    with DefaultScope.overwrite_default_scope(scope):
+        return MODELS.build(cfg.model)
 
 
 def complexity_row(config_path: str,

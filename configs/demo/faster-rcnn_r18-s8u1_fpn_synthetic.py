@@ -1,0 +1,98 @@
+# The demo: Faster R-CNN with a small shared-basis ResNet-18 (S8U1, 16
+# channels first), trained from scratch on the synthetic occlusion set on
+# the CPU in a few minutes (`make demo`, tools/demo.py).
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/orthogonality_regularization.py',
+]
+custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
+
+data_root = 'work_dirs/demo/data/'
+classes = ('circle', 'triangle', 'rectangle', 'star')
+image_size = (128, 128)
+
+model = dict(
+    data_preprocessor=dict(pad_size_divisor=32),
+    backbone=dict(
+        _delete_=True,
+        type='SharedBasisResNet',
+        depth=18,
+        base_channels=16,
+        shared_rank=8,
+        unique_rank=1,
+        num_bases=1,
+        frozen_stages=-1,
+        norm_eval=False,
+        out_indices=(0, 1, 2, 3),
+        init_cfg=None),
+    neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),
+    rpn_head=dict(in_channels=32, feat_channels=32),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=32),
+        bbox_head=dict(in_channels=32, fc_out_channels=128,
+                       num_classes=len(classes))),
+    # Few, small objects per image: fewer proposals and sampled RoIs.
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=600, max_per_img=300),
+        rcnn=dict(sampler=dict(num=128))),
+    test_cfg=dict(
+        rpn=dict(nms_pre=300, max_per_img=100),
+        rcnn=dict(max_per_img=20)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=image_size, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(
+        type='PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor')),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=dict(classes=classes),
+        ann_file='annotations/instances_train.json',
+        data_prefix=dict(img=''),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        metainfo=dict(classes=classes),
+        ann_file='annotations/instances_val.json',
+        data_prefix=dict(img=''),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+# The synthetic masks are visible parts, as COCO's: occlusion from the boxes.
+test_evaluator = dict(
+    type='OcclusionRatioMetric',
+    ann_file=data_root + 'annotations/instances_val.json',
+    metric='bbox',
+    instance_shape='box',
+    bin_edges=(0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6))
+
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(
+    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
+    clip_grad=dict(max_norm=10, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=100),
+    dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
+         milestones=[9, 11], gamma=0.1),
+]
+default_hooks = dict(logger=dict(interval=10))
+auto_scale_lr = dict(enable=False, base_batch_size=8)

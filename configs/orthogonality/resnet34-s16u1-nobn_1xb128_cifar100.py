@@ -1,0 +1,5 @@
+# Paper 000, Figure 3 (a): neither BN after the bases nor orthogonality
+# regularization.
+_base_ = ['./resnet34-s16u1-bn_1xb128_cifar100.py']
+
+model = dict(backbone=dict(basis_norm_cfg=None))

@@ -1,0 +1,330 @@
+"""TiedResNet, TiedResNeXt and TiedSENet of paper 003 (Figure 4a-b, Table 1).
+
+The backbones are mmdet's :class:`~mmdet.models.backbones.ResNet` with
+:class:`TiedBottleneck` blocks, built the way mmdet builds ResNeXt (a
+bottleneck subclass and an overridden ``make_res_layer``), so ``out_indices``,
+``frozen_stages``, ``norm_cfg``, ``norm_eval``, ``with_cp``, ``plugins`` and
+``init_cfg`` are mmdet's own.
+
+Design (what the paper leaves open is marked *chosen*; the numbers it gives
+are in the README):
+
+- entry: 1 x 1 TBC with ``entry_blocks=2`` from the block input to
+  ``width = splits * w`` channels, norm, ReLU (``conv1``).
+- 3 x 3 stage (:class:`TiedSplitConv`, ``conv2``): the ``width`` channels are
+  split into ``splits`` parts of ``w`` channels, ``w = base_width * 2**i`` at
+  stage ``i`` (ResNeXt's width rule). Part ``j`` is a 3 x 3 TBC (TGC with
+  ``groups > 1``) with ``split_blocks[j]`` blocks, a norm and a ReLU.
+- mixer (*chosen*): a 1 x 1 convolution from the element-wise sum of the
+  split outputs (``w`` channels; ``mixer='sum'``, the paper's default) or from
+  their concatenation (``width`` channels; ``mixer='cat'``, Table 6) to
+  ``width`` channels, added to the concatenated split outputs; then the
+  bottleneck's norm and ReLU (``norm2``). Only the mixer's input differs
+  between the two fusions, as the paper describes it.
+- exit: plain 1 x 1 convolution from ``width`` to ``4 * planes`` channels,
+  norm (``conv3``), the residual shortcut (mmdet's, plain) and a ReLU.
+"""
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import build_conv_layer, build_norm_layer
+from mmdet.models.backbones.resnet import ResNet
+from mmdet.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
+from mmdet.models.layers import ResLayer
+from torch import Tensor
+
+from ..layers.tied import check_positive
+from ..registry import MODELS
+
+MIXERS = ('sum', 'cat')
+
+
+class TiedSplitConv(nn.Module):
+    """The 3 x 3 stage of the TiedBottleneck: tied splits and their mixer.
+
+    The ``in_channels`` input channels are split into ``len(split_blocks)``
+    equal parts. Part ``j`` goes through a 3 x 3 TBC with
+    ``split_blocks[j]`` blocks (a TGC when ``groups > 1``), a norm layer and a
+    ReLU. The mixer, a 1 x 1 convolution to ``in_channels`` channels, reads
+    the element-wise sum (``mixer='sum'``) or the concatenation
+    (``mixer='cat'``) of the part outputs; its output is added to their
+    concatenation.
+
+    Args:
+        in_channels (int): Input (and output) channels, ``splits * w``.
+        split_blocks (Sequence[int]): Block number B of each part.
+        stride (int): Stride of the 3 x 3 convolutions. Defaults to 1.
+        dilation (int): Dilation of the 3 x 3 convolutions. Defaults to 1.
+        groups (int): Groups of the convolution inside each TBC block.
+            Defaults to 1.
+        mixer (str): ``'sum'`` or ``'cat'``. Defaults to ``'sum'``.
+        norm_cfg (dict): Norm layer after each part. Defaults to BN.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 split_blocks: Sequence[int],
+                 stride: int = 1,
+                 dilation: int = 1,
+                 groups: int = 1,
+                 mixer: str = 'sum',
+                 norm_cfg: dict = dict(type='BN')) -> None:
+        super().__init__()
+        if mixer not in MIXERS:
+            raise ValueError(f'TiedSplitConv: mixer must be one of {MIXERS}, '
+                             f'got mixer={mixer!r}')
+        split_width = in_channels // len(split_blocks)
+        conv_type = 'TGC' if groups > 1 else 'TBC'
+        self.splits = nn.ModuleList(
+            nn.Sequential(
+                build_conv_layer(
+                    dict(type=conv_type, blocks=blocks),
+                    split_width,
+                    split_width,
+                    kernel_size=3,
+                    stride=stride,
+                    padding=dilation,
+                    dilation=dilation,
+                    groups=groups,
+                    bias=False),
+                build_norm_layer(norm_cfg, split_width)[1],
+                nn.ReLU(inplace=True)) for blocks in split_blocks)
+        self.fusion = mixer
+        self.mixer = build_conv_layer(
+            None,
+            split_width if mixer == 'sum' else in_channels,
+            in_channels,
+            kernel_size=1,
+            bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = [
+            split(part)
+            for split, part in zip(self.splits, x.chunk(len(self.splits), 1))
+        ]
+        out = torch.cat(outs, dim=1)
+        fused = torch.stack(outs).sum(0) if self.fusion == 'sum' else out
+        return out + self.mixer(fused)
+
+
+class TiedBottleneck(ResNeXtBottleneck):
+    """The TiedBottleneck of Figure 4a (TiedResNet) and 4b (TiedResNeXt).
+
+    mmdet's ResNeXt bottleneck with ``width = splits * w`` channels, whose
+    entry 1 x 1 convolution is a TBC with ``entry_blocks`` blocks and whose
+    3 x 3 convolution is a :class:`TiedSplitConv`; the exit 1 x 1 convolution
+    stays plain. ``groups > 1`` makes the 3 x 3 parts TGC (TiedResNeXt). An SE
+    module is a plugin at ``after_conv3`` (see :class:`TiedSEResNet`).
+    ``conv_cfg`` applies to the exit convolution only.
+
+    Args:
+        inplanes (int): Input channels.
+        planes (int): ``base_channels * 2**i`` at stage ``i``; the output has
+            ``4 * planes`` channels.
+        splits (int): Number of parts s of the 3 x 3 stage, at least 2.
+            Defaults to 4.
+        base_width (int): Part width w at the first stage; it doubles with
+            each stage. Defaults to 32.
+        base_channels (int): ``planes`` of the first stage. Defaults to 64.
+        split_blocks (Sequence[int]): Block number B of each part, one per
+            part. Defaults to ``(1, 2, 4, 8)``.
+        entry_blocks (int): Block number B of the entry 1 x 1 TBC.
+            Defaults to 2.
+        groups (int): Groups inside each 3 x 3 TBC block (TGC). Defaults to 1.
+        mixer (str): Fusion of the parts read by the mixer, ``'sum'`` or
+            ``'cat'``. Defaults to ``'sum'``.
+        **kwargs: The arguments of mmdet's ``Bottleneck`` (``stride``,
+            ``dilation``, ``downsample``, ``style``, ``with_cp``,
+            ``conv_cfg``, ``norm_cfg``, ``plugins``, ``init_cfg``); ``dcn``
+            is not supported.
+    """
+
+    expansion = 4
+
+    def __init__(self,
+                 inplanes: int,
+                 planes: int,
+                 splits: int = 4,
+                 base_width: int = 32,
+                 base_channels: int = 64,
+                 split_blocks: Sequence[int] = (1, 2, 4, 8),
+                 entry_blocks: int = 2,
+                 groups: int = 1,
+                 mixer: str = 'sum',
+                 **kwargs) -> None:
+        split_width = planes * base_width // base_channels
+        self._check_args(inplanes, planes, splits, base_width, split_width,
+                         split_blocks, entry_blocks, groups,
+                         kwargs.get('dcn'))
+        # ResNeXt's width rule with `splits` groups gives width = splits * w
+        super().__init__(
+            inplanes,
+            planes,
+            groups=splits,
+            base_width=base_width,
+            base_channels=base_channels,
+            **kwargs)
+        width = splits * split_width
+        self.conv1 = build_conv_layer(
+            dict(type='TBC', blocks=entry_blocks),
+            inplanes,
+            width,
+            kernel_size=1,
+            stride=self.conv1_stride,
+            bias=False)
+        self.conv2 = TiedSplitConv(
+            width,
+            split_blocks,
+            stride=self.conv2_stride,
+            dilation=self.dilation,
+            groups=groups,
+            mixer=mixer,
+            norm_cfg=self.norm_cfg)
+
+    @staticmethod
+    def _check_args(inplanes: int, planes: int, splits: int, base_width: int,
+                    split_width: int, split_blocks: Sequence[int],
+                    entry_blocks: int, groups: int, dcn: dict) -> None:
+        """Raise a ValueError naming the argument of a bad configuration."""
+        name = 'TiedBottleneck'
+        for arg, value in (('splits', splits), ('base_width', base_width),
+                           ('entry_blocks', entry_blocks), ('groups',
+                                                            groups)):
+            check_positive(name, arg, value)
+        if splits < 2:
+            raise ValueError(f'{name}: splits must be at least 2 (one split '
+                             f'is a plain bottleneck), got splits={splits}')
+        if len(split_blocks) != splits:
+            raise ValueError(
+                f'{name}: split_blocks must give one block number per split, '
+                f'got split_blocks={tuple(split_blocks)} of length '
+                f'{len(split_blocks)} for splits={splits}')
+        if dcn is not None:
+            raise ValueError(f'{name}: dcn is not supported, got dcn={dcn}')
+        for j, blocks in enumerate(split_blocks):
+            check_positive(name, f'split_blocks[{j}]', blocks)
+            if split_width % (blocks * groups) != 0:
+                raise ValueError(
+                    f'{name}: the split width {split_width} (base_width='
+                    f'{base_width} at planes={planes}) must be divisible by '
+                    f'split_blocks[{j}] * groups = {blocks} * {groups}')
+        for arg, channels in (('inplanes', inplanes),
+                              ('width (splits * split width)',
+                               splits * split_width)):
+            if channels % entry_blocks != 0:
+                raise ValueError(
+                    f'{name}: {arg}={channels} must be divisible by '
+                    f'entry_blocks={entry_blocks}')
+
+
+@MODELS.register_module()
+class TiedResNet(ResNet):
+    """TiedResNet backbone (paper 003, Figure 4a, Table 1).
+
+    mmdet's ResNet whose bottlenecks are :class:`TiedBottleneck`. The
+    paper's settings are ``splits=4, base_width=32`` (4s x 32w, default) and
+    ``base_width=18`` for the slim TiedResNet-S (4s x 18w, which needs
+    ``split_blocks`` dividing 18, e.g. ``(1, 2, 2, 2)``).
+
+    Args:
+        depth (int): 50 or 101.
+        splits (int): Parts of the 3 x 3 stage. Defaults to 4.
+        base_width (int): Part width at the first stage. Defaults to 32.
+        split_blocks (Sequence[int]): Block number of each part.
+            Defaults to ``(1, 2, 4, 8)``.
+        entry_blocks (int): Block number of the entry 1 x 1 TBC.
+            Defaults to 2.
+        groups (int): Groups inside each 3 x 3 TBC block. Defaults to 1.
+        mixer (str): ``'sum'`` or ``'cat'``. Defaults to ``'sum'``.
+        **kwargs: The arguments of mmdet's ``ResNet`` (``out_indices``,
+            ``frozen_stages``, ``norm_cfg``, ``norm_eval``, ``with_cp``,
+            ``plugins``, ``init_cfg``, ...).
+    """
+
+    arch_settings = {
+        50: (TiedBottleneck, (3, 4, 6, 3)),
+        101: (TiedBottleneck, (3, 4, 23, 3))
+    }
+
+    def __init__(self,
+                 depth: int,
+                 splits: int = 4,
+                 base_width: int = 32,
+                 split_blocks: Sequence[int] = (1, 2, 4, 8),
+                 entry_blocks: int = 2,
+                 groups: int = 1,
+                 mixer: str = 'sum',
+                 **kwargs) -> None:
+        self.tied_cfg = dict(
+            splits=splits,
+            base_width=base_width,
+            split_blocks=tuple(split_blocks),
+            entry_blocks=entry_blocks,
+            groups=groups,
+            mixer=mixer)
+        super().__init__(depth, **kwargs)
+        # mmdet's ResNet zero-initialises the last norm of its own Bottleneck
+        # only; do the same for the TiedBottlenecks, so each residual block
+        # starts as the identity.
+        if (self.zero_init_residual and kwargs.get('init_cfg') is None
+                and kwargs.get('pretrained') is None):
+            for layer_name in self.res_layers:
+                for block in getattr(self, layer_name):
+                    block.init_cfg = dict(
+                        type='Constant', val=0, override=dict(name='norm3'))
+
+    def make_res_layer(self, **kwargs) -> ResLayer:
+        """Pack the TiedBottlenecks of a stage into a ``ResLayer``."""
+        return ResLayer(
+            base_channels=self.base_channels, **self.tied_cfg, **kwargs)
+
+
+@MODELS.register_module()
+class TiedResNeXt(TiedResNet):
+    """TiedResNeXt backbone (Figure 4b): TGC in the 3 x 3 parts.
+
+    A :class:`TiedResNet` whose parts are grouped: with the defaults,
+    4s x 64w with 8 groups of 8 channels per part, i.e. ResNeXt-32x8d's
+    cardinality and group width spread over 4 splits.
+
+    Args:
+        depth (int): 50 or 101.
+        base_width (int): Part width at the first stage. Defaults to 64.
+        groups (int): Groups inside each 3 x 3 TBC block. Defaults to 8.
+        **kwargs: The arguments of :class:`TiedResNet`.
+    """
+
+    def __init__(self,
+                 depth: int,
+                 base_width: int = 64,
+                 groups: int = 8,
+                 **kwargs) -> None:
+        super().__init__(depth, base_width=base_width, groups=groups, **kwargs)
+
+
+@MODELS.register_module()
+class TiedSEResNet(TiedResNet):
+    """TiedSENet backbone: a :class:`TiedResNet` with a TiedSE module in
+    every bottleneck, after the exit convolution's norm (where SENet puts its
+    SE module), i.e. the plugin ``dict(cfg=dict(type='TiedSE',
+    ratio=se_ratio, blocks=se_blocks), position='after_conv3')``.
+
+    Args:
+        depth (int): 50 or 101.
+        se_ratio (int): Squeeze ratio of the TiedSE modules. Defaults to 16.
+        se_blocks (int): Block number B of their TFC layers. Defaults to 1.
+        plugins (list[dict], optional): Further plugins. Defaults to None.
+        **kwargs: The arguments of :class:`TiedResNet`.
+    """
+
+    def __init__(self,
+                 depth: int,
+                 se_ratio: int = 16,
+                 se_blocks: int = 1,
+                 plugins: Sequence[dict] = None,
+                 **kwargs) -> None:
+        se = dict(
+            cfg=dict(type='TiedSE', ratio=se_ratio, blocks=se_blocks),
+            position='after_conv3')
+        super().__init__(depth, plugins=[se, *(plugins or [])], **kwargs)

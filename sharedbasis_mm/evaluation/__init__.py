@@ -1,0 +1,11 @@
+from .occlusion import (DEFAULT_BIN_EDGES, OcclusionBin, OcclusionRatios,
+                        bin_label, check_bin_edges, compute_occlusion,
+                        image_overlaps, instance_rle, occlusion_bins,
+                        subset_dataset)
+from .occlusion_ratio_metric import OcclusionRatioMetric
+
+__all__ = [
+    'DEFAULT_BIN_EDGES', 'OcclusionBin', 'OcclusionRatios', 'bin_label',
+    'check_bin_edges', 'compute_occlusion', 'image_overlaps', 'instance_rle',
+    'occlusion_bins', 'subset_dataset', 'OcclusionRatioMetric'
+]

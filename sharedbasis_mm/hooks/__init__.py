@@ -1,0 +1,4 @@
+from .gradient_flow_hook import GradientFlowHook
+from .orthogonality_loss_hook import OrthogonalityLossHook
+
+__all__ = ['OrthogonalityLossHook', 'GradientFlowHook']

@@ -1,0 +1,6 @@
+from .checkpoint import classifier_to_backbone
+from .openmmlab_tools import openmmlab_tool_path, run_openmmlab_tool
+
+__all__ = [
+    'classifier_to_backbone', 'openmmlab_tool_path', 'run_openmmlab_tool'
+]

@@ -1,0 +1,10 @@
+"""Test a checkpoint: mmdet's or mmpretrain's own tools/test.py.
+
+Usage: python tools/test.py CONFIG CHECKPOINT [--out FILE] [--work-dir DIR]
+       [--cfg-options ...] [--launcher pytorch]
+(the arguments of the tool of the config's ``default_scope``).
+"""
+from sharedbasis_mm.utils import run_openmmlab_tool
+
+if __name__ == '__main__':
+    run_openmmlab_tool('test')
