@@ -28,7 +28,7 @@ import csv
 import json
 import os
 import os.path as osp
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -101,6 +101,12 @@ BACKBONES = [
         'ResNet101-Shared',
         dict(type='SharedBasisResNet', depth=101, share='conv2',
              out_indices=(3, )), ('ResNet101', )),
+    Backbone('TiedResNet50', dict(type='TiedResNet', depth=50,
+                                  out_indices=(3, )), ('ResNet50', )),
+    Backbone(
+        'TiedResNet50-S',
+        dict(type='TiedResNet', depth=50, base_width=18,
+             split_blocks=(1, 2, 2, 2), out_indices=(3, )), ('ResNet50', )),
     Backbone('MobileNetV2', dict(type='MobileNetV2')),
     Backbone(
         'MobileNetV2-fused',
@@ -188,7 +194,8 @@ def build_backbone(backbone: Backbone, device: str,
     return model
 
 
-def inference(model: nn.Module, inputs: torch.Tensor):
+def inference(model: nn.Module,
+              inputs: torch.Tensor) -> Callable[[], object]:
     """One forward call of ``model`` without gradients."""
 
     def call():

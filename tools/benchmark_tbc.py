@@ -11,9 +11,11 @@ convolution (TBC) stays flat as B grows, while that of group convolution
 B, GC (B groups) and TBC (B blocks) get B times the output filters they have
 at B = 1, where both are the standard convolution, so that every
 convolution costs the same multiply-adds. TBC is timed in both of its forms
-(``impl='fold'`` and ``impl='grouped'``), on NCHW and ``channels_last``
-tensors, for the forward pass (no grad) and the forward + backward pass
-(gradients of the input and the weight). The timings of one input shape,
+(``impl='fold'`` and ``impl='grouped'``) and as ``impl='auto'``, which
+picks the faster of them for each shape (the column ``impl`` says which form
+ran), on NCHW and ``channels_last`` tensors, for the forward pass (no grad)
+and the forward + backward pass (gradients of the input and the weight).
+The timings of one input shape,
 pass and memory format are measured in interleaved blocks, so their ratios
 are fair on a loaded machine (on a shared CPU, ``--clock cpu --threads 1``
 times CPU time instead of elapsed time).
@@ -36,13 +38,13 @@ import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
                                                describe_machine, summarize)
 from sharedbasis_mm.layers import TiedBlockConv2d
-from sharedbasis_mm.layers.tied import auto_impl
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-OPERATORS = ('GC', 'TBC-fold', 'TBC-grouped')
-COLORS = dict(zip(OPERATORS, ('tab:red', 'tab:blue', 'tab:green')))
+OPERATORS = ('GC', 'TBC-fold', 'TBC-grouped', 'TBC-auto')
+COLORS = dict(
+    zip(OPERATORS, ('tab:red', 'tab:blue', 'tab:green', 'tab:purple')))
 PASSES = ('forward', 'forward_backward')
 MEMORY_FORMATS = {
     'contiguous': torch.contiguous_format,
@@ -177,7 +179,8 @@ def run_case(args: argparse.Namespace, shape: Tuple[int, int, int],
                     params=sum(p.numel() for p in module.parameters()),
                     macs=args.batch * height * width * filters * channels *
                     args.kernel_size**2,
-                    auto_impl=auto_impl(x) if name != 'GC' else '',
+                    impl=(module.resolve_impl(x)
+                          if isinstance(module, TiedBlockConv2d) else ''),
                     key=key))
     measurements = benchmark(
         tasks,

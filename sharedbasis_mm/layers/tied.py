@@ -2,23 +2,27 @@
 
 A tied block layer splits its C input channels into B equal blocks and applies
 ONE thin filter, defined on C/B channels, to every block (eq. 3). The blocks
-are folded into the batch dimension (or, for a ``channels_last`` convolution
-input, form the groups of a group convolution), so the layer runs as a single
-convolution (or matrix product) whatever B is.
+are folded into the batch dimension or form the groups of a group
+convolution, whichever is faster for the input's shape, so the layer runs as
+a single convolution (or matrix product) whatever B is.
 """
-from typing import Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.utils import _pair
+from torch.utils.benchmark import Timer
 
 from ..registry import MODELS
 
 _IntPair = Union[int, Tuple[int, int]]
 
 TBC_IMPLS = ('auto', 'fold', 'grouped')
+
+# The faster form of each TBC geometry and input layout, timed once.
+FASTEST_TBC_IMPL: Dict[Tuple, str] = {}
 
 
 def check_positive(layer: str, name: str, value: int) -> None:
@@ -34,18 +38,6 @@ def check_divisible(layer: str, name: str, value: int, divisor_name: str,
     if value % divisor != 0:
         raise ValueError(f'{layer}: {name}={value} must be divisible by '
                          f'{divisor_name}={divisor}')
-
-
-def auto_impl(x: Tensor) -> str:
-    """The faster form of a tied block convolution on input ``x``.
-
-    ``'grouped'`` for a ``channels_last`` tensor, which folding would copy,
-    else ``'fold'``, a view.
-    """
-    if (x.dim() == 4 and not x.is_contiguous()
-            and x.is_contiguous(memory_format=torch.channels_last)):
-        return 'grouped'
-    return 'fold'
 
 
 @MODELS.register_module('TBC')
@@ -65,11 +57,17 @@ class TiedBlockConv2d(nn.Module):
     - ``'grouped'``: the group convolution with B groups whose weight is the
       thin filter repeated B times.
 
-    Both compute the same values. Folding is a free view of a contiguous
-    (NCHW) input but a copy of a ``channels_last`` one, whose channels are
-    the innermost dimension; ``'auto'`` therefore folds an NCHW input and
-    runs the grouped form on a ``channels_last`` input (see the README's
-    performance section for the measurements behind this rule).
+    Both compute the same values, and neither is faster for every shape:
+    folding is a free view of an NCHW input (a copy of a ``channels_last``
+    one) but convolves ``N * B`` thin images, slow for many large maps of
+    few channels, while the grouped convolution is slow for small maps (see
+    the README's performance section). ``impl='auto'`` therefore times both
+    forms once (forward, without gradients) for each new input shape,
+    layout, dtype and device, as ``cudnn.benchmark`` does, and runs the
+    faster one from then on (:data:`FASTEST_TBC_IMPL` caches the choices);
+    while a model is traced, compiled or exported, it folds unless the shape
+    was timed before. Set ``impl='fold'`` or ``'grouped'`` to fix the form,
+    e.g. for bitwise reproducible runs.
 
     With ``groups = G > 1`` this is the tied block group convolution (TGC):
     inside each block, the thin filter is itself a group convolution with G
@@ -98,8 +96,8 @@ class TiedBlockConv2d(nn.Module):
             tied like the weight). Defaults to True.
         blocks (int): The block number B. Defaults to 1.
         impl (str): How the B blocks are computed: ``'fold'``,
-            ``'grouped'`` or ``'auto'`` (by the input's memory format).
-            Defaults to ``'auto'``.
+            ``'grouped'`` or ``'auto'`` (the faster of the two for each
+            input shape, timed on its first call). Defaults to ``'auto'``.
     """
 
     def __init__(self,
@@ -172,29 +170,58 @@ class TiedBlockConv2d(nn.Module):
         return self.conv.groups
 
     def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        if c != self.in_channels:
+        if x.shape[1] != self.in_channels:
             raise ValueError(
                 f'{type(self).__name__}: expected an input with '
-                f'in_channels={self.in_channels} channels, got {c}')
+                f'in_channels={self.in_channels} channels, got {x.shape[1]}')
         if self.blocks == 1:
             return self.conv(x)
-        if self.resolve_impl(x) == 'grouped':
-            return self._forward_grouped(x)
+        return self.forward_impl(x, self.resolve_impl(x))
+
+    def forward_impl(self, x: Tensor, impl: str) -> Tensor:
+        """The layer on ``x`` computed in form ``'fold'`` or ``'grouped'``."""
+        if impl == 'grouped':
+            conv = self.conv
+            bias: Optional[Tensor] = (
+                conv.bias.repeat(self.blocks)
+                if conv.bias is not None else None)
+            return F.conv2d(x, conv.weight.repeat(self.blocks, 1, 1, 1), bias,
+                            conv.stride, conv.padding, conv.dilation,
+                            conv.groups * self.blocks)
+        n, c, h, w = x.shape
         out = self.conv(x.reshape(n * self.blocks, c // self.blocks, h, w))
         return out.reshape(n, self.out_channels, *out.shape[-2:])
 
     def resolve_impl(self, x: Tensor) -> str:
         """The form, ``'fold'`` or ``'grouped'``, that runs on input ``x``."""
-        return auto_impl(x) if self.impl == 'auto' else self.impl
-
-    def _forward_grouped(self, x: Tensor) -> Tensor:
+        if self.impl != 'auto':
+            return self.impl
+        if self.blocks == 1:
+            return 'fold'
         conv = self.conv
-        bias: Optional[Tensor] = (
-            conv.bias.repeat(self.blocks) if conv.bias is not None else None)
-        return F.conv2d(x, conv.weight.repeat(self.blocks, 1, 1, 1), bias,
-                        conv.stride, conv.padding, conv.dilation,
-                        conv.groups * self.blocks)
+        key = (tuple(x.shape), x.stride(), x.dtype, x.device,
+               tuple(conv.weight.shape), conv.stride, conv.padding,
+               conv.dilation, conv.groups, conv.bias is not None, self.blocks)
+        impl = FASTEST_TBC_IMPL.get(key)
+        if impl is None:
+            if (torch.jit.is_tracing() or torch.compiler.is_compiling()
+                    or torch.compiler.is_exporting()
+                    or torch.onnx.is_in_onnx_export()):
+                return 'fold'
+            times = self.time_impls(x)
+            impl = FASTEST_TBC_IMPL[key] = min(times, key=times.get)
+        return impl
+
+    @torch.no_grad()
+    def time_impls(self, x: Tensor, number: int = 3) -> Dict[str, float]:
+        """Seconds per forward call of each form on ``x``, without grad."""
+        return {
+            impl: Timer(
+                'layer.forward_impl(x, impl)',
+                globals=dict(layer=self, x=x, impl=impl),
+                num_threads=torch.get_num_threads()).timeit(number).median
+            for impl in ('fold', 'grouped')
+        }
 
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, '
