@@ -213,15 +213,25 @@ class TiedBlockConv2d(nn.Module):
         return impl
 
     @torch.no_grad()
-    def time_impls(self, x: Tensor, number: int = 3) -> Dict[str, float]:
-        """Seconds per forward call of each form on ``x``, without grad."""
-        return {
+    def time_impls(self, x: Tensor, rounds: int = 3) -> Dict[str, float]:
+        """Seconds of one forward call of each form on ``x``, without grad.
+
+        The forms are timed in turn, one call (after two warm-up calls) per
+        round; the shortest time of each form is returned, which other
+        processes on a shared machine can only lengthen.
+        """
+        timers = {
             impl: Timer(
                 'layer.forward_impl(x, impl)',
                 globals=dict(layer=self, x=x, impl=impl),
-                num_threads=torch.get_num_threads()).timeit(number).median
+                num_threads=torch.get_num_threads())
             for impl in ('fold', 'grouped')
         }
+        times = {impl: float('inf') for impl in timers}
+        for _ in range(rounds):
+            for impl, timer in timers.items():
+                times[impl] = min(times[impl], timer.timeit(1).median)
+        return times
 
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, '
