@@ -4,6 +4,7 @@ from typing import Dict
 import torch.nn as nn
 from mmpretrain.models.backbones import MobileNetV2
 
+from ..deploy import fuse_model
 from ..layers import BasisConv2d, FilterBasis
 from ..registry import MODELS
 
@@ -27,16 +28,26 @@ class SharedBasisMobileNetV2(MobileNetV2):
     Args:
         share (str): ``'expand'`` or ``'expand_project'``.
             Defaults to ``'expand'``.
+        deploy (bool): Build the inference structure of
+            :func:`~sharedbasis_mm.deploy.fuse_model` (plain convolutions
+            with bias, BatchNorms folded away), into which a fused
+            checkpoint loads. Defaults to False.
         **kwargs: The arguments of mmpretrain's ``MobileNetV2``.
     """
 
-    def __init__(self, share: str = 'expand', **kwargs) -> None:
+    def __init__(self,
+                 share: str = 'expand',
+                 deploy: bool = False,
+                 **kwargs) -> None:
         if share not in SHARE_MODES:
             raise ValueError(f'SharedBasisMobileNetV2: unknown share='
                              f'{share!r}; expected one of '
                              f'{sorted(SHARE_MODES)}')
         self.share = share
         super().__init__(**kwargs)
+        self.deploy = deploy
+        if deploy:
+            fuse_model(self)
 
     def make_layer(self, out_channels: int, num_blocks: int, stride: int,
                    expand_ratio: int) -> nn.Sequential:

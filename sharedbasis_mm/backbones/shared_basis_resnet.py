@@ -26,6 +26,7 @@ from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmdet.models.layers import ResLayer
 from torch import Tensor
 
+from ..deploy import fuse_model
 from ..layers import BasisConv2d, FilterBasis, SharedBasisConv2d
 from ..registry import MODELS
 
@@ -225,6 +226,10 @@ class SharedBasisResNet(ResNet):
             Defaults to ``'conv2'``.
         shortcut_type (str): ``'conv'`` or ``'pad'`` downsampling shortcuts.
             Defaults to ``'conv'``.
+        deploy (bool): Build the inference structure of
+            :func:`~sharedbasis_mm.deploy.fuse_model` (plain convolutions
+            with bias, BatchNorms folded away), into which a fused
+            checkpoint loads. Defaults to False.
         **kwargs: The arguments of mmdet's ``ResNet``.
     """
 
@@ -244,6 +249,7 @@ class SharedBasisResNet(ResNet):
                  basis_norm_cfg: Optional[Dict] = dict(type='BN'),
                  share: str = 'conv2',
                  shortcut_type: str = 'conv',
+                 deploy: bool = False,
                  **kwargs) -> None:
         self._check_args(depth, shared_rank, unique_rank, num_bases, share,
                          shortcut_type, kwargs)
@@ -255,6 +261,9 @@ class SharedBasisResNet(ResNet):
         self.shortcut_type = shortcut_type
         self._base_channels = kwargs.get('base_channels', 64)
         super().__init__(depth, **kwargs)
+        self.deploy = deploy
+        if deploy:
+            fuse_model(self)
 
     def _check_args(self, depth, shared_rank, unique_rank, num_bases, share,
                     shortcut_type, kwargs) -> None:

@@ -2,19 +2,27 @@
 
 A tied block layer splits its C input channels into B equal blocks and applies
 ONE thin filter, defined on C/B channels, to every block (eq. 3). The blocks
-are folded into the batch dimension, so the layer runs as a single convolution
-(or matrix product) whatever B is.
+are folded into the batch dimension or form the groups of a group
+convolution, whichever is faster for the input's shape, so the layer runs as
+a single convolution (or matrix product) whatever B is.
 """
-from typing import Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.utils import _pair
+from torch.utils.benchmark import Timer
 
 from ..registry import MODELS
 
 _IntPair = Union[int, Tuple[int, int]]
+
+TBC_IMPLS = ('auto', 'fold', 'grouped')
+
+# The faster form of each TBC geometry and input layout, timed once.
+FASTEST_TBC_IMPL: Dict[Tuple, str] = {}
 
 
 def check_positive(layer: str, name: str, value: int) -> None:
@@ -41,8 +49,25 @@ class TiedBlockConv2d(nn.Module):
     bank of shape ``(out_channels / B, in_channels / (B * groups), k, k)`` is
     applied to each of them; the B responses are concatenated along the
     channels. It is a group convolution with B groups whose weight is the same
-    thin filter repeated B times, computed as one convolution call on the
-    input viewed as ``(N * B, C / B, H, W)``.
+    thin filter repeated B times, computed as one convolution call, in
+    either of two forms (``impl``):
+
+    - ``'fold'``: the convolution with the thin filter on the input viewed as
+      ``(N * B, C / B, H, W)``: the blocks folded into the batch.
+    - ``'grouped'``: the group convolution with B groups whose weight is the
+      thin filter repeated B times.
+
+    Both compute the same values, and neither is faster for every shape:
+    folding is a free view of an NCHW input (a copy of a ``channels_last``
+    one) but convolves ``N * B`` thin images, slow for many large maps of
+    few channels, while the grouped convolution is slow for small maps (see
+    the README's performance section). ``impl='auto'`` therefore times both
+    forms once (forward, without gradients) for each new input shape,
+    layout, dtype and device, as ``cudnn.benchmark`` does, and runs the
+    faster one from then on (:data:`FASTEST_TBC_IMPL` caches the choices);
+    while a model is traced, compiled or exported, it folds unless the shape
+    was timed before. Set ``impl='fold'`` or ``'grouped'`` to fix the form,
+    e.g. for bitwise reproducible runs.
 
     With ``groups = G > 1`` this is the tied block group convolution (TGC):
     inside each block, the thin filter is itself a group convolution with G
@@ -70,6 +95,9 @@ class TiedBlockConv2d(nn.Module):
         bias (bool): Whether the thin filter has a bias (C_out / B values,
             tied like the weight). Defaults to True.
         blocks (int): The block number B. Defaults to 1.
+        impl (str): How the B blocks are computed: ``'fold'``,
+            ``'grouped'`` or ``'auto'`` (the faster of the two for each
+            input shape, timed on its first call). Defaults to ``'auto'``.
     """
 
     def __init__(self,
@@ -81,11 +109,15 @@ class TiedBlockConv2d(nn.Module):
                  dilation: _IntPair = 1,
                  groups: int = 1,
                  bias: bool = True,
-                 blocks: int = 1) -> None:
+                 blocks: int = 1,
+                 impl: str = 'auto') -> None:
         super().__init__()
         name = 'TGC' if groups > 1 else 'TBC'
         check_positive(name, 'blocks', blocks)
         check_positive(name, 'groups', groups)
+        if impl not in TBC_IMPLS:
+            raise ValueError(f'{name}: unknown impl={impl!r}; expected one '
+                             f'of {TBC_IMPLS}')
         check_divisible(name, 'in_channels', in_channels, 'blocks * groups',
                         blocks * groups)
         check_divisible(name, 'out_channels', out_channels,
@@ -93,6 +125,7 @@ class TiedBlockConv2d(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.blocks = blocks
+        self.impl = impl
         # The attributes mmcv's ConvModule exports from its conv.
         self.transposed = False
         self.output_padding = (0, 0)
@@ -137,19 +170,72 @@ class TiedBlockConv2d(nn.Module):
         return self.conv.groups
 
     def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        if c != self.in_channels:
+        if x.shape[1] != self.in_channels:
             raise ValueError(
                 f'{type(self).__name__}: expected an input with '
-                f'in_channels={self.in_channels} channels, got {c}')
+                f'in_channels={self.in_channels} channels, got {x.shape[1]}')
         if self.blocks == 1:
             return self.conv(x)
+        return self.forward_impl(x, self.resolve_impl(x))
+
+    def forward_impl(self, x: Tensor, impl: str) -> Tensor:
+        """The layer on ``x`` computed in form ``'fold'`` or ``'grouped'``."""
+        if impl == 'grouped':
+            conv = self.conv
+            bias: Optional[Tensor] = (
+                conv.bias.repeat(self.blocks)
+                if conv.bias is not None else None)
+            return F.conv2d(x, conv.weight.repeat(self.blocks, 1, 1, 1), bias,
+                            conv.stride, conv.padding, conv.dilation,
+                            conv.groups * self.blocks)
+        n, c, h, w = x.shape
         out = self.conv(x.reshape(n * self.blocks, c // self.blocks, h, w))
         return out.reshape(n, self.out_channels, *out.shape[-2:])
 
+    def resolve_impl(self, x: Tensor) -> str:
+        """The form, ``'fold'`` or ``'grouped'``, that runs on input ``x``."""
+        if self.impl != 'auto':
+            return self.impl
+        if self.blocks == 1:
+            return 'fold'
+        conv = self.conv
+        key = (tuple(x.shape), x.stride(), x.dtype, x.device,
+               tuple(conv.weight.shape), conv.stride, conv.padding,
+               conv.dilation, conv.groups, conv.bias is not None, self.blocks)
+        impl = FASTEST_TBC_IMPL.get(key)
+        if impl is None:
+            if (torch.jit.is_tracing() or torch.compiler.is_compiling()
+                    or torch.compiler.is_exporting()
+                    or torch.onnx.is_in_onnx_export()):
+                return 'fold'
+            times = self.time_impls(x)
+            impl = FASTEST_TBC_IMPL[key] = min(times, key=times.get)
+        return impl
+
+    @torch.no_grad()
+    def time_impls(self, x: Tensor, rounds: int = 3) -> Dict[str, float]:
+        """Seconds of one forward call of each form on ``x``, without grad.
+
+        The forms are timed in turn, one call (after two warm-up calls) per
+        round; the shortest time of each form is returned, which other
+        processes on a shared machine can only lengthen.
+        """
+        timers = {
+            impl: Timer(
+                'layer.forward_impl(x, impl)',
+                globals=dict(layer=self, x=x, impl=impl),
+                num_threads=torch.get_num_threads())
+            for impl in ('fold', 'grouped')
+        }
+        times = {impl: float('inf') for impl in timers}
+        for _ in range(rounds):
+            for impl, timer in timers.items():
+                times[impl] = min(times[impl], timer.timeit(1).median)
+        return times
+
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, '
-                f'blocks={self.blocks}')
+                f'blocks={self.blocks}, impl={self.impl!r}')
 
 
 @MODELS.register_module('TFC')

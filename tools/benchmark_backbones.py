@@ -1,0 +1,320 @@
+"""Latency, throughput and peak memory of backbones beside their baselines.
+
+Usage:
+    python tools/benchmark_backbones.py [--models NAME ...]
+        [--batch-sizes 1 8] [--input-size 224] [--device cpu|cuda]
+        [--threads N] [--clock wall|cpu] [--repeats R] [--out-dir DIR]
+
+Every backbone of ``BACKBONES`` (or those named by ``--models``, with their
+baselines) is built with random weights and run in eval mode, without
+gradients, on random ``N x 3 x S x S`` batches. The latencies of all
+backbones at one batch size are measured in interleaved blocks
+(:func:`sharedbasis_mm.analysis.benchmark.benchmark`), so the ratios to the
+baselines are measured in one run and fair on a loaded machine (on a shared
+CPU, ``--clock cpu --threads 1`` times CPU time instead of elapsed time, which
+is robust to other processes taking the core). Throughput
+is images per second at the largest batch; peak memory is what one call at
+that batch allocates beyond the weights and inputs. A ``-fused`` backbone is
+passed through :func:`sharedbasis_mm.deploy.fuse_model` (shared bases into
+plain convolutions, BatchNorms folded), the structure that
+``deploy=True`` builds.
+
+Writes ``DIR/backbones.csv`` (one row per backbone), ``DIR/ratios.csv``
+(one row per backbone and baseline) and ``DIR/backbones.json`` (both, with
+the machine).
+"""
+import argparse
+import csv
+import json
+import os
+import os.path as osp
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import MODELS
+
+import sharedbasis_mm  # noqa: F401
+from sharedbasis_mm.analysis import count_flops, count_parameters
+from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
+                                               describe_machine, peak_memory,
+                                               summarize)
+from sharedbasis_mm.deploy import fuse_model
+
+
+class Backbone(NamedTuple):
+    """A benchmarked backbone.
+
+    Args:
+        name (str): Its name in the tables and for ``--models``.
+        cfg (dict): Its config, built in the mmpretrain scope.
+        baselines (tuple[str]): Names of the backbones it is compared with.
+        fuse (bool): Whether to apply ``fuse_model`` after building it.
+    """
+    name: str
+    cfg: Dict
+    baselines: Tuple[str, ...] = ()
+    fuse: bool = False
+
+
+RESNET34_S48U1 = dict(
+    type='SharedBasisResNet',
+    depth=34,
+    shared_rank=48,
+    unique_rank=1,
+    num_bases=2,
+    out_indices=(3, ))
+
+BACKBONES = [
+    Backbone('ResNet34', dict(type='mmdet.ResNet', depth=34,
+                              out_indices=(3, ))),
+    Backbone(
+        'ResNet34-fused',
+        dict(type='mmdet.ResNet', depth=34, out_indices=(3, )),
+        ('ResNet34', ),
+        fuse=True),
+    Backbone('ResNet34-S48U1', RESNET34_S48U1, ('ResNet34', )),
+    Backbone(
+        'ResNet34-S48U1-fused',
+        RESNET34_S48U1, ('ResNet34', 'ResNet34-fused'),
+        fuse=True),
+    Backbone('ResNet50', dict(type='mmdet.ResNet', depth=50,
+                              out_indices=(3, ))),
+    Backbone(
+        'ResNet50-fused',
+        dict(type='mmdet.ResNet', depth=50, out_indices=(3, )),
+        ('ResNet50', ),
+        fuse=True),
+    Backbone(
+        'ResNet50-Shared',
+        dict(type='SharedBasisResNet', depth=50, share='conv2',
+             out_indices=(3, )), ('ResNet50', )),
+    Backbone(
+        'ResNet50-Shared-fused',
+        dict(type='SharedBasisResNet', depth=50, share='conv2',
+             out_indices=(3, )), ('ResNet50', 'ResNet50-fused'),
+        fuse=True),
+    Backbone('ResNet101',
+             dict(type='mmdet.ResNet', depth=101, out_indices=(3, ))),
+    Backbone(
+        'ResNet101-Shared',
+        dict(type='SharedBasisResNet', depth=101, share='conv2',
+             out_indices=(3, )), ('ResNet101', )),
+    Backbone('TiedResNet50', dict(type='TiedResNet', depth=50,
+                                  out_indices=(3, )), ('ResNet50', )),
+    Backbone(
+        'TiedResNet50-S',
+        dict(type='TiedResNet', depth=50, base_width=18,
+             split_blocks=(1, 2, 2, 2), out_indices=(3, )), ('ResNet50', )),
+    Backbone('MobileNetV2', dict(type='MobileNetV2')),
+    Backbone(
+        'MobileNetV2-fused',
+        dict(type='MobileNetV2'), ('MobileNetV2', ),
+        fuse=True),
+    Backbone(
+        'MobileNetV2-Shared',
+        dict(type='SharedBasisMobileNetV2', share='expand'),
+        ('MobileNetV2', )),
+    Backbone(
+        'MobileNetV2-Shared-fused',
+        dict(type='SharedBasisMobileNetV2', share='expand'),
+        ('MobileNetV2', 'MobileNetV2-fused'),
+        fuse=True),
+]
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--models',
+        nargs='+',
+        choices=[b.name for b in BACKBONES],
+        metavar='NAME',
+        help='backbones to run, their baselines added (default: all: '
+        + ', '.join(b.name for b in BACKBONES) + ')')
+    parser.add_argument(
+        '--batch-sizes', nargs='+', type=int, default=[1, 8])
+    parser.add_argument('--input-size', type=int, default=224)
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='run models and inputs in torch.channels_last')
+    parser.add_argument(
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cpu or cuda (default: cuda when available)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=torch.get_num_threads(),
+        help='CPU threads torch uses (default: torch\'s default)')
+    parser.add_argument(
+        '--clock',
+        choices=['wall', 'cpu'],
+        default='wall',
+        help='wall: elapsed time (default); cpu: CPU time of the one '
+        'computing thread (CPU, --threads 1), robust on a shared machine')
+    parser.add_argument(
+        '--repeats', type=int, default=5, help='timed blocks per backbone')
+    parser.add_argument(
+        '--block-time',
+        type=float,
+        default=0.5,
+        help='seconds per timed block (at least one call)')
+    parser.add_argument(
+        '--no-flops', action='store_true', help='skip counting FLOPs')
+    parser.add_argument(
+        '--out-dir',
+        default=osp.join('work_dirs', 'benchmark_backbones'),
+        help='where the tables are written')
+    return parser.parse_args(argv)
+
+
+def selected_backbones(names: Optional[List[str]]) -> List[Backbone]:
+    """The backbones named (all if None) and their baselines, in order."""
+    if names is None:
+        return list(BACKBONES)
+    by_name = {b.name: b for b in BACKBONES}
+    wanted = set(names)
+    wanted.update(baseline for name in names
+                  for baseline in by_name[name].baselines)
+    return [b for b in BACKBONES if b.name in wanted]
+
+
+def build_backbone(backbone: Backbone, device: str,
+                   channels_last: bool) -> nn.Module:
+    model = MODELS.build(backbone.cfg)
+    if backbone.fuse:
+        fuse_model(model)
+    model.eval()
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def inference(model: nn.Module,
+              inputs: torch.Tensor) -> Callable[[], object]:
+    """One forward call of ``model`` without gradients."""
+
+    def call():
+        with torch.no_grad():
+            return model(inputs)
+
+    return call
+
+
+def ratio_rows(rows: List[Dict], backbones: List[Backbone]) -> List[Dict]:
+    """Each backbone's figures over each of its baselines'."""
+    by_name = {row['name']: row for row in rows}
+    keys = [key for key in rows[0] if key.startswith(('latency_', 'params',
+                                                       'flops', 'peak_',
+                                                       'throughput'))
+            and not key.endswith('_iqr')]
+    ratios = []
+    for backbone in backbones:
+        for baseline in backbone.baselines:
+            row, base = by_name[backbone.name], by_name[baseline]
+            ratios.append(
+                dict(
+                    name=backbone.name,
+                    baseline=baseline,
+                    **{
+                        key: (row[key] / base[key]
+                              if row[key] and base[key] else None)
+                        for key in keys
+                    }))
+    return ratios
+
+
+def format_table(rows: List[Dict], columns: List[str]) -> str:
+    cells = [columns] + [[
+        f'{row[c]:.3g}' if isinstance(row[c], float) else str(row[c])
+        for c in columns
+    ] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = [
+        '  '.join(cell.ljust(width) for cell, width in zip(line, widths))
+        for line in cells
+    ]
+    lines.insert(1, '  '.join('-' * width for width in widths))
+    return '\n'.join(lines)
+
+
+def write_csv(path: str, rows: List[Dict]) -> None:
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    check_clock(args.clock, args.threads, args.device)
+    torch.set_num_threads(args.threads)
+    init_default_scope('mmpretrain')
+    machine = describe_machine(args.device, args.threads)
+    print(f'machine: {machine}')
+    backbones = selected_backbones(args.models)
+    shape = (3, args.input_size, args.input_size)
+    models, rows = {}, []
+    for backbone in backbones:
+        print(f'building {backbone.name} ...', flush=True)
+        model = build_backbone(backbone, args.device, args.channels_last)
+        models[backbone.name] = model
+        flops = None if args.no_flops else count_flops(model, shape)
+        rows.append(
+            dict(
+                name=backbone.name,
+                params=count_parameters(model),
+                flops=flops))
+    memory_format = (
+        torch.channels_last if args.channels_last else torch.contiguous_format)
+    for batch in args.batch_sizes:
+        print(f'timing batch {batch} ...', flush=True)
+        inputs = torch.randn(
+            batch, *shape,
+            device=args.device).contiguous(memory_format=memory_format)
+        measurements = benchmark(
+            {name: inference(model, inputs)
+             for name, model in models.items()},
+            repeats=args.repeats,
+            block_time=args.block_time,
+            num_threads=args.threads,
+            clock=args.clock)
+        for row in rows:
+            summary = summarize(measurements[row['name']])
+            row[f'latency_b{batch}_ms'] = summary['median'] * 1e3
+            row[f'latency_b{batch}_iqr'] = summary['iqr'] * 1e3
+    batch = max(args.batch_sizes)
+    inputs = torch.randn(
+        batch, *shape,
+        device=args.device).contiguous(memory_format=memory_format)
+    for row in rows:
+        row['throughput_img_s'] = batch / row[f'latency_b{batch}_ms'] * 1e3
+        row[f'peak_memory_b{batch}_mib'] = peak_memory(
+            inference(models[row['name']], inputs), args.device) / 2**20
+    ratios = ratio_rows(rows, backbones)
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    write_csv(osp.join(args.out_dir, 'backbones.csv'), rows)
+    if ratios:
+        write_csv(osp.join(args.out_dir, 'ratios.csv'), ratios)
+    json_path = osp.join(args.out_dir, 'backbones.json')
+    with open(json_path, 'w') as f:
+        json.dump(
+            dict(machine=machine, args=vars(args), backbones=rows,
+                 ratios=ratios),
+            f,
+            indent=2)
+    print('\n' + format_table(rows, list(rows[0])))
+    if ratios:
+        print('\nratios to the baselines\n' +
+              format_table(ratios, list(ratios[0])))
+    print(f'\nwritten to {args.out_dir}: backbones.csv, '
+          f'{"ratios.csv, " if ratios else ""}backbones.json')
+
+
+if __name__ == '__main__':
+    main()
