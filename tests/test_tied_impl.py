@@ -52,8 +52,8 @@ def test_auto_runs_the_faster_form_timed_once_per_shape(monkeypatch):
     monkeypatch.setattr(
         TiedBlockConv2d, 'forward_impl',
         lambda layer, x, impl: ran.append(impl) or forward_impl(layer, x, impl))
-    conv = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4)
-    other = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4)
+    conv = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4, impl='auto')
+    other = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4, impl='auto')
     for layer, size in ((conv, 8), (conv, 8), (other, 8), (conv, 6)):
         layer(torch.randn(2, 16, size, size))
     assert timed == [(2, 16, 8, 8), (2, 16, 6, 6)]
@@ -71,7 +71,7 @@ def test_auto_runs_the_faster_form_timed_once_per_shape(monkeypatch):
 
 
 def test_auto_times_both_forms_on_the_input():
-    conv = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4)
+    conv = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4, impl='auto')
     x = torch.randn(2, 16, 8, 8, requires_grad=True)
     times = conv.time_impls(x)
     assert set(times) == {'fold', 'grouped'}
@@ -82,7 +82,7 @@ def test_auto_times_both_forms_on_the_input():
 def test_auto_does_not_time_while_exporting(monkeypatch):
     monkeypatch.setattr(tied, 'FASTEST_TBC_IMPL', {})
     monkeypatch.setattr(torch.compiler, 'is_exporting', lambda: True)
-    conv = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4)
+    conv = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4, impl='auto')
     assert conv.resolve_impl(torch.randn(1, 16, 8, 8)) == 'fold'
     assert not tied.FASTEST_TBC_IMPL
 
@@ -91,3 +91,11 @@ def test_unknown_impl():
     with pytest.raises(ValueError, match=r"TBC: unknown impl='im2col'; "
                        r"expected one of \('auto', 'fold', 'grouped'\)"):
         TiedBlockConv2d(16, 16, 3, blocks=2, impl='im2col')
+
+
+def test_default_folds_without_timing(monkeypatch):
+    monkeypatch.setattr(tied, 'FASTEST_TBC_IMPL', {})
+    conv = TiedBlockConv2d(16, 16, 3, padding=1, blocks=4)
+    assert conv.impl == 'fold'
+    conv(torch.randn(1, 16, 8, 8))
+    assert not tied.FASTEST_TBC_IMPL

@@ -61,13 +61,15 @@ class TiedBlockConv2d(nn.Module):
     folding is a free view of an NCHW input (a copy of a ``channels_last``
     one) but convolves ``N * B`` thin images, slow for many large maps of
     few channels, while the grouped convolution is slow for small maps (see
-    the README's performance section). ``impl='auto'`` therefore times both
+    the README's performance section). ``impl='auto'`` times both
     forms once (forward, without gradients) for each new input shape,
     layout, dtype and device, as ``cudnn.benchmark`` does, and runs the
     faster one from then on (:data:`FASTEST_TBC_IMPL` caches the choices);
     while a model is traced, compiled or exported, it folds unless the shape
-    was timed before. Set ``impl='fold'`` or ``'grouped'`` to fix the form,
-    e.g. for bitwise reproducible runs.
+    was timed before. The default is ``'fold'``, one fixed form: a detector
+    sees a new input shape at nearly every batch, where ``'auto'`` would
+    time again and again, and a fixed form keeps runs reproducible. Use
+    ``'auto'`` for fixed-shape inputs (classification, deployment).
 
     With ``groups = G > 1`` this is the tied block group convolution (TGC):
     inside each block, the thin filter is itself a group convolution with G
@@ -97,7 +99,7 @@ class TiedBlockConv2d(nn.Module):
         blocks (int): The block number B. Defaults to 1.
         impl (str): How the B blocks are computed: ``'fold'``,
             ``'grouped'`` or ``'auto'`` (the faster of the two for each
-            input shape, timed on its first call). Defaults to ``'auto'``.
+            input shape, timed on its first call). Defaults to ``'fold'``.
     """
 
     def __init__(self,
@@ -110,7 +112,7 @@ class TiedBlockConv2d(nn.Module):
                  groups: int = 1,
                  bias: bool = True,
                  blocks: int = 1,
-                 impl: str = 'auto') -> None:
+                 impl: str = 'fold') -> None:
         super().__init__()
         name = 'TGC' if groups > 1 else 'TBC'
         check_positive(name, 'blocks', blocks)
