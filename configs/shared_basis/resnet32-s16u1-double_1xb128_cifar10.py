@@ -1,30 +1,6 @@
-_base_ = [
-    'mmpretrain::_base_/models/resnet18_cifar.py',
-    'mmpretrain::_base_/datasets/cifar10_bs16.py',
-    '../_base_/schedules/cifar_bs128_300e.py',
-    'mmpretrain::_base_/default_runtime.py',
-    '../_base_/orthogonality_regularization.py',
-]
-custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
+# ResNet32-S16U1‡: two bases per residual group (paper 000, Table 3).
+_base_ = ['./resnet56-s16u1-double_1xb128_cifar10.py']
 
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SharedBasisResNetCifar',
-        num_stages=3,
-        base_channels=16,
-        strides=(1, 2, 2),
-        dilations=(1, 1, 1),
-        out_indices=(2,),
-        shortcut_type='pad',
-        shared_rank=16,
-        unique_rank=1,
-        depth=32,
-        num_bases=2),
-    head=dict(num_classes=10, in_channels=64))
+model = dict(backbone=dict(depth=32))
 
-paper_reference = dict(
-    source='paper 000, Table 3',
-    params=0.24e6,
-    flops=0.08e9,
-    input_shape=(3, 32, 32))
+paper_reference = dict(params=0.24e6, flops=0.08e9)
