@@ -101,10 +101,10 @@ def max_abs_difference(outputs: Sequence[Tensor],
 def export_onnx(model: nn.Module, inputs: Tensor, path: str) -> List[str]:
     """Export ``model`` applied to ``inputs`` to an ONNX file.
 
-    Uses :func:`torch.onnx.export` (its default exporter); the input is
-    named ``input``, the outputs, the tensors of ``model(inputs)`` in
-    order, ``output0``, ``output1``, .... The model is exported in eval
-    mode; the output names are returned.
+    Uses :func:`torch.onnx.export` (its default exporter), weights inside
+    the one file; the input is named ``input``, the outputs, the tensors of
+    ``model(inputs)`` in order, ``output0``, ``output1``, .... The model is
+    exported in eval mode; the output names are returned.
     """
     model.eval()
     with torch.no_grad():
@@ -115,6 +115,7 @@ def export_onnx(model: nn.Module, inputs: Tensor, path: str) -> List[str]:
         path,
         input_names=['input'],
         output_names=output_names,
+        external_data=False,
         verbose=False)
     return output_names
 

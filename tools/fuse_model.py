@@ -138,7 +138,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             meta=dict(
                 fused_from=osp.abspath(args.checkpoint),
                 config=osp.abspath(args.config))), checkpoint_path)
-    config_path = osp.join(args.out_dir, f'{name}_deploy.py')
+    config_path = osp.abspath(osp.join(args.out_dir, f'{name}_deploy.py'))
     deploy_config(cfg, checkpoint_path).dump(config_path)
 
     deployed = build_model_from_config(Config.fromfile(config_path))
@@ -149,7 +149,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     written = [checkpoint_path, config_path]
 
     if args.onnx:
-        onnx_path = osp.join(args.out_dir, f'{name}_backbone.onnx')
+        onnx_path = osp.abspath(
+            osp.join(args.out_dir, f'{name}_backbone.onnx'))
         export_onnx(fused.backbone, inputs, onnx_path)
         written.append(onnx_path)
         try:
