@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
@@ -64,6 +65,14 @@ def test_deterministic_from_the_seed(tmp_path):
     b = make_synthetic_coco(str(tmp_path / 'b'), 'train', 3, seed=1,
                             image_size=(64, 64))
     assert a == b
+    # drawn in 2 processes: the same annotations and the same pixels
+    c = make_synthetic_coco(str(tmp_path / 'c'), 'train', 3, seed=1,
+                            num_workers=2, image_size=(64, 64))
+    assert c == a
+    for record in a['images']:
+        np.testing.assert_array_equal(
+            cv2.imread(str(tmp_path / 'a' / record['file_name'])),
+            cv2.imread(str(tmp_path / 'c' / record['file_name'])))
 
 
 def test_heavy_occlusion_range():

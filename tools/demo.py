@@ -36,9 +36,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=CONFIG)
     parser.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'))
-    parser.add_argument('--train', type=int, default=400,
+    parser.add_argument('--train', type=int, default=1200,
                         help='training images')
-    parser.add_argument('--val', type=int, default=100,
+    parser.add_argument('--val', type=int, default=200,
                         help='validation images')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--epochs', type=int, default=None,
@@ -57,7 +57,8 @@ def make_data(data_root: str, num_train: int, num_val: int,
                     continue
         print_log(f'generating {count} synthetic {split} images in '
                   f'{data_root}', logger='current')
-        coco = make_synthetic_coco(data_root, split, count, seed=seed)
+        coco = make_synthetic_coco(
+            data_root, split, count, seed=seed, num_workers=os.cpu_count())
         os.makedirs(osp.dirname(ann_file), exist_ok=True)
         with open(ann_file, 'w') as f:
             json.dump(coco, f)

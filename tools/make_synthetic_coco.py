@@ -2,7 +2,7 @@
 
 Usage:
     python tools/make_synthetic_coco.py OUT_DIR [--train 400] [--val 100]
-        [--seed 0] [--image-size 128 128] [--occlusion 0.0 0.6]
+        [--seed 0] [--image-size 128 128] [--occlusion 0.0 0.6] [--workers N]
 
 Writes ``OUT_DIR/{train,val}/*.png`` and
 ``OUT_DIR/annotations/instances_{train,val}.json`` (classes: circle,
@@ -36,6 +36,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--objects', type=int, nargs=2, default=(1, 6),
                         metavar=('MIN', 'MAX'),
                         help='shapes drawn per image')
+    parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
+                        help='processes drawing the images (default: one '
+                        'per CPU); the images do not depend on it')
     return parser.parse_args()
 
 
@@ -54,6 +57,7 @@ def main() -> None:
             split,
             count,
             seed=args.seed,
+            num_workers=args.workers,
             image_size=tuple(args.image_size),
             occlusion_range=(low, high),
             num_objects=tuple(args.objects))

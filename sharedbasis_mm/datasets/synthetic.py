@@ -13,6 +13,8 @@ range. Every image is a pure function of ``(seed, split, index)``.
 """
 import os
 import os.path as osp
+from functools import partial
+from multiprocessing import Pool
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -245,10 +247,22 @@ def synthetic_image(seed: int,
     return np.clip(image, 0, 255).astype(np.uint8), instances, ratio
 
 
+def _write_image(index: int, out_dir: str, split: str, seed: int,
+                 image_kwargs: Dict) -> Tuple[str, Tuple[int, int], List[Dict],
+                                              float]:
+    """Draw image ``index`` of a split, write it and return its record."""
+    image, instances, ratio = synthetic_image(seed, split, index,
+                                              **image_kwargs)
+    file_name = f'{split}/{index:06d}.png'
+    cv2.imwrite(osp.join(out_dir, file_name), image)
+    return file_name, image.shape[:2], instances, ratio
+
+
 def make_synthetic_coco(out_dir: str,
                         split: str,
                         num_images: int,
                         seed: int = 0,
+                        num_workers: int = 0,
                         **image_kwargs) -> Dict:
     """Write a split's images and return its COCO annotation dict.
 
@@ -256,6 +270,8 @@ def make_synthetic_coco(out_dir: str,
     ``images`` (with ``file_name`` relative to ``out_dir`` and the box
     ``occlusion_ratio`` the image was drawn for), ``annotations`` and
     ``categories``. Keyword arguments go to :func:`synthetic_image`.
+    ``num_workers > 0`` draws the images in that many processes; the result
+    is the same, as every image is a pure function of its index.
     """
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got split='
@@ -265,18 +281,26 @@ def make_synthetic_coco(out_dir: str,
         dict(id=i + 1, name=name, supercategory='shape')
         for i, name in enumerate(CLASSES)
     ]
+    write = partial(
+        _write_image,
+        out_dir=out_dir,
+        split=split,
+        seed=seed,
+        image_kwargs=image_kwargs)
+    if num_workers > 0:
+        with Pool(num_workers) as pool:
+            records = pool.map(write, range(num_images))
+    else:
+        records = map(write, range(num_images))
     images, annotations = [], []
-    for index in range(num_images):
-        image, instances, ratio = synthetic_image(seed, split, index,
-                                                  **image_kwargs)
-        file_name = f'{split}/{index:06d}.png'
-        cv2.imwrite(osp.join(out_dir, file_name), image)
+    for index, (file_name, (height, width), instances,
+                ratio) in enumerate(records):
         images.append(
             dict(
                 id=index + 1,
                 file_name=file_name,
-                height=image.shape[0],
-                width=image.shape[1],
+                height=height,
+                width=width,
                 occlusion_ratio=ratio))
         for instance in instances:
             annotations.append(
