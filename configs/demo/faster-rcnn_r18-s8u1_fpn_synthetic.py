@@ -33,7 +33,7 @@ model = dict(
                        num_classes=len(classes))),
     # Few, small objects per image: fewer proposals and sampled RoIs.
     train_cfg=dict(
-        rpn_proposal=dict(nms_pre=300, max_per_img=100),
+        rpn_proposal=dict(nms_pre=600, max_per_img=300),
         rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(
         rpn=dict(nms_pre=300, max_per_img=100),
@@ -83,7 +83,7 @@ test_evaluator = dict(
     instance_shape='box',
     bin_edges=(0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6))
 
-max_epochs = 10
+max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
@@ -92,7 +92,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=100),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
-         milestones=[7, 9], gamma=0.1),
+         milestones=[9, 11], gamma=0.1),
 ]
 default_hooks = dict(
     logger=dict(interval=50),
