@@ -98,3 +98,5 @@ default_hooks = dict(
     logger=dict(interval=50),
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
 auto_scale_lr = dict(enable=False, base_batch_size=8)
+# The same initial weights and data order in every run.
+randomness = dict(seed=0)
