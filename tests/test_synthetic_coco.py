@@ -86,6 +86,8 @@ def test_heavy_occlusion_range():
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="split must be one of"):
         make_synthetic_coco(str(tmp_path), 'trainval', 1)
+    with pytest.raises(ValueError, match='num_workers must be >= 0'):
+        make_synthetic_coco(str(tmp_path), 'train', 1, num_workers=-1)
     result = subprocess.run(
         [sys.executable, 'tools/make_synthetic_coco.py', str(tmp_path),
          '--occlusion', '0.7', '0.2'],

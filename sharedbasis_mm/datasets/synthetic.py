@@ -276,6 +276,9 @@ def make_synthetic_coco(out_dir: str,
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got split='
                          f'{split!r}')
+    if num_workers < 0:
+        raise ValueError(f'num_workers must be >= 0 (0: draw in this '
+                         f'process), got num_workers={num_workers}')
     os.makedirs(osp.join(out_dir, split), exist_ok=True)
     categories = [
         dict(id=i + 1, name=name, supercategory='shape')
