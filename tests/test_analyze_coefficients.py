@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import os.path as osp
 
@@ -15,16 +14,9 @@ from sharedbasis_mm.analysis import (build_model_from_config,
                                      plot_coefficient_similarity,
                                      shared_basis_coefficients)
 from tiny_shared_basis_net import TinySharedBasisNet
+from tool_loading import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_similarity_is_absolute_cosine_of_stacked_rows():

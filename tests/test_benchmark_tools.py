@@ -1,7 +1,5 @@
 import csv
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 import torch
@@ -9,20 +7,12 @@ import torch
 from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
                                                describe_machine, peak_memory,
                                                summarize)
+from tool_loading import load_tool
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FAST = [
     '--repeats', '2', '--block-time', '0.001', '--threads', '1', '--clock',
     'cpu'
 ]
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def read_csv(path):

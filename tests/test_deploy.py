@@ -1,6 +1,4 @@
 import copy
-import importlib.util
-import os.path as osp
 
 import pytest
 import torch
@@ -19,8 +17,7 @@ from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
 from sharedbasis_mm.deploy import (export_onnx, flatten_tensors, fuse_model,
                                    max_abs_difference, run_onnx)
 from sharedbasis_mm.layers import BasisConv2d, FilterBasis, SharedBasisConv2d
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tool_loading import load_tool
 
 # Every shared-basis backbone, tiny: (class, arguments).
 BACKBONES = {
@@ -125,14 +122,6 @@ def test_fuse_model_refuses_a_norm_that_does_not_follow_its_conv():
                    order=('conv', 'act', 'norm')))
     with pytest.raises(ValueError, match=r"order=\('conv', 'act', 'norm'\)"):
         fuse_model(model)
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_tiny_classifier(tmp_path, backbone: str, sharing: str):

@@ -1,10 +1,8 @@
 """Occlusion ratios (sharedbasis_mm/evaluation/occlusion.py) and the subset
 and plot tools."""
 import csv
-import importlib.util
 import json
 import math
-import os.path as osp
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -16,16 +14,7 @@ from sharedbasis_mm.evaluation import (OcclusionBin, bin_label,
                                        compute_occlusion, image_overlaps,
                                        instance_rle, occlusion_bins,
                                        subset_dataset)
-
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tool_loading import load_tool
 
 
 def rect(x0, y0, x1, y1):

@@ -2,10 +2,8 @@
 on the subsets written by tools/occlusion_subsets.py."""
 import copy
 import csv
-import importlib.util
 import json
 import math
-import os.path as osp
 import uuid
 
 import numpy as np
@@ -20,19 +18,11 @@ from pycocotools.cocoeval import COCOeval
 
 from sharedbasis_mm.evaluation import (OcclusionRatioMetric,
                                        compute_occlusion, occlusion_bins)
+from tool_loading import load_tool
 
-TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
 HEIGHT, WIDTH = 48, 64
 CLASSES = ('a', 'b', 'c')
 COCO_KEYS = ('mAP', 'mAP_50', 'mAP_75')
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        name, osp.join(TOOLS, f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def polygon_around(rng, x0, y0, x1, y1):
