@@ -37,7 +37,8 @@ from mmpretrain.registry import MODELS
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import count_flops, count_parameters
-from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
+from sharedbasis_mm.analysis.benchmark import (add_timing_arguments,
+                                               benchmark, check_clock,
                                                describe_machine, peak_memory,
                                                summarize)
 from sharedbasis_mm.deploy import fuse_model
@@ -140,28 +141,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--channels-last',
         action='store_true',
         help='run models and inputs in torch.channels_last')
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='cpu or cuda (default: cuda when available)')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=torch.get_num_threads(),
-        help='CPU threads torch uses (default: torch\'s default)')
-    parser.add_argument(
-        '--clock',
-        choices=['wall', 'cpu'],
-        default='wall',
-        help='wall: elapsed time (default); cpu: CPU time of the one '
-        'computing thread (CPU, --threads 1), robust on a shared machine')
-    parser.add_argument(
-        '--repeats', type=int, default=5, help='timed blocks per backbone')
-    parser.add_argument(
-        '--block-time',
-        type=float,
-        default=0.5,
-        help='seconds per timed block (at least one call)')
+    add_timing_arguments(parser, block_time=0.5, unit='backbone')
     parser.add_argument(
         '--no-flops', action='store_true', help='skip counting FLOPs')
     parser.add_argument(

@@ -35,7 +35,8 @@ import torch
 import torch.nn as nn
 
 import sharedbasis_mm  # noqa: F401
-from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
+from sharedbasis_mm.analysis.benchmark import (add_timing_arguments,
+                                               benchmark, check_clock,
                                                describe_machine, summarize)
 from sharedbasis_mm.layers import TiedBlockConv2d
 
@@ -91,28 +92,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         choices=list(MEMORY_FORMATS),
         default=list(MEMORY_FORMATS))
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='cpu or cuda (default: cuda when available)')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=torch.get_num_threads(),
-        help='CPU threads torch uses (default: torch\'s default)')
-    parser.add_argument(
-        '--clock',
-        choices=['wall', 'cpu'],
-        default='wall',
-        help='wall: elapsed time (default); cpu: CPU time of the one '
-        'computing thread (CPU, --threads 1), robust on a shared machine')
-    parser.add_argument(
-        '--repeats', type=int, default=5, help='timed blocks per case')
-    parser.add_argument(
-        '--block-time',
-        type=float,
-        default=0.2,
-        help='seconds per timed block (at least one call)')
+    add_timing_arguments(parser, block_time=0.2, unit='case')
     parser.add_argument(
         '--out-dir',
         default=osp.join('work_dirs', 'benchmark_tbc'),

@@ -4,6 +4,7 @@ Every call is timed with :class:`torch.utils.benchmark.Timer`, which fixes
 the number of threads while it measures and synchronises the accelerator
 around each timed block, so the same code measures on the CPU and on a GPU.
 """
+import argparse
 import math
 import os
 import platform
@@ -82,6 +83,44 @@ def benchmark(tasks: Dict[str, Callable[[], Any]],
         name: Measurement.merge(measurements)[0]
         for name, measurements in blocks.items()
     }
+
+
+def add_timing_arguments(parser: argparse.ArgumentParser,
+                         block_time: float,
+                         unit: str = 'case') -> None:
+    """Add the options of :func:`benchmark` to a tool's parser.
+
+    They are ``--device``, ``--threads``, ``--clock``, ``--repeats`` and
+    ``--block-time``, the same in every benchmark tool.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        block_time (float): The default of ``--block-time``, in seconds.
+        unit (str): What is timed, for the help of ``--repeats``.
+            Defaults to ``'case'``.
+    """
+    parser.add_argument(
+        '--device',
+        default='cuda' if torch.cuda.is_available() else 'cpu',
+        help='cpu or cuda (default: cuda when available)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=torch.get_num_threads(),
+        help='CPU threads torch uses (default: torch\'s default)')
+    parser.add_argument(
+        '--clock',
+        choices=sorted(CLOCKS),
+        default='wall',
+        help='wall: elapsed time (default); cpu: CPU time of the one '
+        'computing thread (CPU, --threads 1), robust on a shared machine')
+    parser.add_argument(
+        '--repeats', type=int, default=5, help=f'timed blocks per {unit}')
+    parser.add_argument(
+        '--block-time',
+        type=float,
+        default=block_time,
+        help='seconds per timed block (at least one call)')
 
 
 def check_clock(clock: str,
