@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.runner import save_checkpoint
 
 import sharedbasis_mm  # noqa: F401
@@ -169,6 +170,29 @@ def test_each_group_shares_one_parameter_per_basis():
                 bottleneck.layer3[1], name).shared_basis
         assert block.norm2 is not bottleneck.layer3[1].norm2
 
+
+def test_paramwise_cfg_needs_bypass_duplicate_for_shared_bases():
+    """mmengine's optimizer constructor walks the modules when a
+    ``paramwise_cfg`` is given and meets a shared basis once per block: it
+    needs ``bypass_duplicate=True`` (the README says so)."""
+    model = small_resnet(depth=18, shared_rank=4)
+    optimizer = dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4)
+    paramwise_cfg = dict(norm_decay_mult=0.)
+    with pytest.raises(ValueError, match='more than one parameter group'):
+        build_optim_wrapper(
+            model, dict(optimizer=optimizer, paramwise_cfg=paramwise_cfg))
+    wrapper = build_optim_wrapper(
+        model,
+        dict(optimizer=optimizer,
+             paramwise_cfg=dict(paramwise_cfg, bypass_duplicate=True)))
+    grouped = [p for group in wrapper.optimizer.param_groups
+               for p in group['params']]
+    assert len(grouped) == len({id(p) for p in grouped})
+    assert {id(p) for p in grouped} == {id(p) for p in model.parameters()}
+    for basis in find_shared_bases(model).values():
+        group, = [g for g in wrapper.optimizer.param_groups
+                  if any(p is basis.weight for p in g['params'])]
+        assert group['weight_decay'] == 1e-4
 
 def test_sharing_survives_checkpoint_and_pretrained_init(tmp_path):
     torch.manual_seed(0)
