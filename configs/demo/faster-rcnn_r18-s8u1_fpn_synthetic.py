@@ -28,12 +28,16 @@ model = dict(
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),
     rpn_head=dict(in_channels=32, feat_channels=32),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=32),
+        # The objects are at most 72 pixels wide: RoIs of 28-56 pixels
+        # (sqrt of the area) take stride-8 features, of 56-112 stride-16
+        # ones; mmdet's default of 56 puts every RoI under 112 pixels on the
+        # shallow stride-4 level.
+        bbox_roi_extractor=dict(out_channels=32, finest_scale=14),
         bbox_head=dict(in_channels=32, fc_out_channels=128,
                        num_classes=len(classes))),
     # Few, small objects per image: fewer proposals and sampled RoIs.
     train_cfg=dict(
-        rpn_proposal=dict(nms_pre=600, max_per_img=300),
+        rpn_proposal=dict(nms_pre=200, max_per_img=300),
         rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(
         rpn=dict(nms_pre=300, max_per_img=100),
@@ -83,7 +87,7 @@ test_evaluator = dict(
     instance_shape='box',
     bin_edges=(0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6))
 
-max_epochs = 12
+max_epochs = 10
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
@@ -92,7 +96,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
          end=100),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=max_epochs,
-         milestones=[9, 11], gamma=0.1),
+         milestones=[7, 9], gamma=0.1),
 ]
 default_hooks = dict(
     logger=dict(interval=50),
