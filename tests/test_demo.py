@@ -39,6 +39,9 @@ def test_demo_writes_report_plot_and_results(tmp_path):
     assert params > 0.1
     assert '## bbox AP per image occlusion ratio' in report
     assert report in result.stdout
+    # the evaluation's progress bar: 8 images, one batch, after the training
+    # and in the test
+    assert len(re.findall(r'\] 1/1, [0-9.]+ task/s', result.stdout)) == 2
 
     # the per-bin results and the plot it points at
     with open(work_dir / 'results.occlusion.json') as f:
