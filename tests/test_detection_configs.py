@@ -156,13 +156,13 @@ def test_detection_data_and_evaluator(config, coco_root):
 def expected_schedule(config):
     """(epochs, lr milestones, lr, batch size of auto_scale_lr)."""
     name = osp.basename(config)
-    if '4xb2-1x' in name:  # paper 000, Section 4.3
+    if '4xb2-1x' in name:  # Learning Deeply Shared Filter Bases, Section 4.3
         return 12, [8, 11], 0.01, 8
     lr = 0.01 if name.startswith('retinanet') else 0.02  # mmdet's
-    if '8xb2-2x' in name:  # paper 003: mmdet's 2x
+    if '8xb2-2x' in name:  # Tied Block Convolution: mmdet's 2x
         return 24, [16, 22], lr, 16
     assert '8xb2-1x' in name, f'{name}: no schedule in the name'
-    return 12, [8, 11], lr, 16  # paper 003, Table 4: mmdet's 1x
+    return 12, [8, 11], lr, 16  # Tied Block Convolution, Table 4: mmdet's 1x
 
 
 @pytest.mark.parametrize('config', DETECTION_CONFIGS, ids=config_id)

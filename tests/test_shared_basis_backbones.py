@@ -64,7 +64,7 @@ def test_truncated_cifar_parameters_within_3_percent(name, paper):
 
 
 def test_double_basis_adds_one_basis_per_group():
-    """Paper 000: the double-basis ResNet56 adds 16²·9 + 32²·9 + 64²·9."""
+    """Learning Deeply Shared Filter Bases: the double-basis ResNet56 adds 16²·9 + 32²·9 + 64²·9."""
     def params(num_bases):
         return count_parameters(
             SharedBasisResNetCifar(

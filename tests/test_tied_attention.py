@@ -1,4 +1,4 @@
-"""TiedSE and TiedGCB (paper 003, Figure 5, Tables 3 and 4)."""
+"""TiedSE and TiedGCB (Tied Block Convolution, Figure 5, Tables 3 and 4)."""
 import os.path as osp
 
 import mmdet

@@ -1,4 +1,4 @@
-"""TiedResNet, TiedResNeXt and TiedSEResNet (paper 003, Figure 4, Table 1)."""
+"""TiedResNet, TiedResNeXt and TiedSEResNet (Tied Block Convolution, Figure 4, Table 1)."""
 import functools
 import glob
 import os.path as osp
@@ -128,8 +128,8 @@ def test_every_config_is_a_paper_model():
 def test_config_builds_its_paper_model(name):
     """The config trains with the paper's schedule and builds the design."""
     cfg = load_config(name)
-    assert cfg.paper_reference.source in ('paper 003, Table 1',
-                                          'paper 003, Table 6')
+    assert cfg.paper_reference.source in ('Tied Block Convolution, Table 1',
+                                          'Tied Block Convolution, Table 6')
     assert tuple(cfg.paper_reference.input_shape) == (3, 224, 224)
     optimizer = cfg.optim_wrapper.optimizer
     assert (optimizer.type, optimizer.lr, optimizer.momentum,

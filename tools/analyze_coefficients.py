@@ -1,4 +1,4 @@
-"""Figure 4 of paper 000: similarity of the coefficients sharing a basis.
+"""Figure 4 of Learning Deeply Shared Filter Bases: similarity of the coefficients sharing a basis.
 
 Builds the model of an mmengine config (in its ``default_scope``, mmpretrain
 if none: mmpretrain, mmdet, ... models), loads a
@@ -29,7 +29,7 @@ from sharedbasis_mm.analysis import (build_model_from_config,
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Absolute cosine similarity of the coefficients of the '
-        'layers sharing each filter basis (Figure 4 of paper 000), as a '
+        'layers sharing each filter basis (Figure 4 of Learning Deeply Shared Filter Bases), as a '
         'heat-map per basis and its mean off-diagonal value.')
     parser.add_argument('config', help='mmengine config of the model')
     parser.add_argument('checkpoint', help='checkpoint file')

@@ -5,7 +5,7 @@ Usage:
         [--blocks 1 2 4 8 16 32] [--device cpu|cuda] [--threads N]
         [--clock wall|cpu] [--repeats R] [--out-dir DIR]
 
-Paper 003, Figure 3: at a fixed FLOP budget, the time of tied block
+Tied Block Convolution, Figure 3: at a fixed FLOP budget, the time of tied block
 convolution (TBC) stays flat as B grows, while that of group convolution
 (GC) grows about linearly. For every input shape ``CxHxW`` and block number
 B, GC (B groups) and TBC (B blocks) get B times the output filters they have
@@ -200,7 +200,7 @@ def format_table(rows: List[Dict]) -> str:
 
 
 def plot(rows: List[Dict], path: str, machine: Dict[str, str]) -> None:
-    """Figure 3 of paper 003: time against B, one panel per shape/pass."""
+    """Figure 3 of Tied Block Convolution: time against B, one panel per shape/pass."""
     shapes = list(dict.fromkeys(r['shape'] for r in rows))
     passes = list(dict.fromkeys(r['pass_name'] for r in rows))
     fig, axes = plt.subplots(

@@ -1,4 +1,4 @@
-# Paper 000, eq. 7: L_R = L + lambda * sum_g ||W_g^T W_g - I||^2 over every
+# Learning Deeply Shared Filter Bases, eq. 7: L_R = L + lambda * sum_g ||W_g^T W_g - I||^2 over every
 # shared filter basis of the model, added to the training losses as
 # `loss_orth` by a hook (no change to the model). lambda = 10 with the mean
 # over the Gram entries, the setting the issue attributes to the authors'

@@ -6,7 +6,7 @@ _base_ = [
 ]
 
 paper_reference = dict(
-    source='paper 000, Table 1',
+    source='Learning Deeply Shared Filter Bases, Table 1',
     params=3.5e6,
     flops=0.33e9,
     input_shape=(3, 224, 224))

@@ -6,7 +6,7 @@ _base_ = [
 ]
 
 paper_reference = dict(
-    source='paper 000, Table 1',
+    source='Learning Deeply Shared Filter Bases, Table 1',
     params=25.56e6,
     flops=4.11e9,
     input_shape=(3, 224, 224))

@@ -1,4 +1,4 @@
-# Paper 000, Figure 3 (d): gradients flowing into the 4 shared bases of
+# Learning Deeply Shared Filter Bases, Figure 3 (d): gradients flowing into the 4 shared bases of
 # ResNet34-S16U1 with the unshared BN after each basis and the orthogonality
 # regularization. GradientFlowHook logs the maximum and mean absolute
 # gradient of each basis every 10 iterations and plots them at the end of

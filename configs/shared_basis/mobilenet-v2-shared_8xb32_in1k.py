@@ -15,7 +15,7 @@ model = dict(
         widen_factor=1.0))
 
 paper_reference = dict(
-    source='paper 000, Table 1',
+    source='Learning Deeply Shared Filter Bases, Table 1',
     params=3.24e6,
     flops=0.33e9,
     input_shape=(3, 224, 224))

@@ -15,7 +15,7 @@ model = dict(
         share='conv2'))
 
 paper_reference = dict(
-    source='paper 000, Table 1',
+    source='Learning Deeply Shared Filter Bases, Table 1',
     params=29.47e6,
     flops=7.83e9,
     input_shape=(3, 224, 224))

@@ -19,7 +19,7 @@ model = dict(
     head=dict(num_classes=100, in_channels=512))
 
 paper_reference = dict(
-    source='paper 000, Table 2',
+    source='Learning Deeply Shared Filter Bases, Table 2',
     params=7.73e6,
     flops=0.78e9,
     input_shape=(3, 32, 32))

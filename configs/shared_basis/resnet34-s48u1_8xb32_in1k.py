@@ -17,7 +17,7 @@ model = dict(
         num_bases=2))
 
 paper_reference = dict(
-    source='paper 000, Table 1',
+    source='Learning Deeply Shared Filter Bases, Table 1',
     params=11.79e6,
     flops=3.26e9,
     input_shape=(3, 224, 224))

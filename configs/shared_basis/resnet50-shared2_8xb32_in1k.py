@@ -15,7 +15,7 @@ model = dict(
         share='conv1_conv2'))
 
 paper_reference = dict(
-    source='paper 000, Table 1',
+    source='Learning Deeply Shared Filter Bases, Table 1',
     params=18.26e6,
     flops=4.11e9,
     input_shape=(3, 224, 224))

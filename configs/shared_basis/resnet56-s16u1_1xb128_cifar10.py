@@ -24,7 +24,7 @@ model = dict(
     head=dict(num_classes=10, in_channels=64))
 
 paper_reference = dict(
-    source='paper 000, Table 3',
+    source='Learning Deeply Shared Filter Bases, Table 3',
     params=0.27e6,
     flops=0.15e9,
     input_shape=(3, 32, 32))

@@ -1,4 +1,4 @@
-# TiedResNet-101-S, 4s x 18w (paper 003, Table 1)
+# TiedResNet-101-S, 4s x 18w (Tied Block Convolution, Table 1)
 _base_ = ['./tiedresnet50-s_8xb32_in1k.py']
 
 model = dict(backbone=dict(depth=101))

@@ -1,4 +1,4 @@
-# TiedResNet-101, 4s x 32w (paper 003, Table 1)
+# TiedResNet-101, 4s x 32w (Tied Block Convolution, Table 1)
 _base_ = ['./tiedresnet50_8xb32_in1k.py']
 
 model = dict(backbone=dict(depth=101))

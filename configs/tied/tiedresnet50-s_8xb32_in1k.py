@@ -1,4 +1,4 @@
-# TiedResNet-50-S, 4s x 18w (paper 003, Table 1); the block numbers of the
+# TiedResNet-50-S, 4s x 18w (Tied Block Convolution, Table 1); the block numbers of the
 # parts must divide the part width 18 of the first stage
 _base_ = ['./tiedresnet50_8xb32_in1k.py']
 

@@ -1,4 +1,4 @@
-# TiedResNet-50, 4s x 32w (paper 003, Figure 4a, Table 1)
+# TiedResNet-50, 4s x 32w (Tied Block Convolution, Figure 4a, Table 1)
 _base_ = [
     'mmpretrain::_base_/models/resnet50.py',
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
@@ -26,7 +26,7 @@ train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 auto_scale_lr = dict(base_batch_size=256)
 
 paper_reference = dict(
-    source='paper 003, Table 1',
+    source='Tied Block Convolution, Table 1',
     params=22.0e6,
     flops=4.4e9,
     input_shape=(3, 224, 224))

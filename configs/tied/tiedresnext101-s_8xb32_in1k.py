@@ -1,4 +1,4 @@
-# TiedResNeXt-101-S (paper 003, Figure 4b, Table 1): 4s x 64w with TGC of
+# TiedResNeXt-101-S (Tied Block Convolution, Figure 4b, Table 1): 4s x 64w with TGC of
 # 8 groups per part, ResNeXt-32x8d's cardinality and group width spread over
 # the 4 parts; this is the setting that gives Table 1's 64.0M (4s x 36w, the
 # text's -S width, gives far fewer, see the README)
@@ -31,7 +31,7 @@ train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 auto_scale_lr = dict(base_batch_size=256)
 
 paper_reference = dict(
-    source='paper 003, Table 1',
+    source='Tied Block Convolution, Table 1',
     params=64.0e6,
     flops=14.6e9,
     input_shape=(3, 224, 224))

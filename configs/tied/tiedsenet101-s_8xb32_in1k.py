@@ -1,5 +1,5 @@
 # TiedSENet-101-S: TiedResNet-101-S with a TiedSE module (ratio 16, B = 1) in
-# every bottleneck (paper 003, Table 1)
+# every bottleneck (Tied Block Convolution, Table 1)
 _base_ = [
     'mmpretrain::_base_/models/resnet50.py',
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
@@ -31,7 +31,7 @@ train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 auto_scale_lr = dict(base_batch_size=256)
 
 paper_reference = dict(
-    source='paper 003, Table 1',
+    source='Tied Block Convolution, Table 1',
     params=26.4e6,
     flops=5.2e9,
     input_shape=(3, 224, 224))

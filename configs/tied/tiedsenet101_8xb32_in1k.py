@@ -1,5 +1,5 @@
 # TiedSENet-101: TiedResNet-101 with a TiedSE module (ratio 16, B = 1) in
-# every bottleneck (paper 003, Table 1)
+# every bottleneck (Tied Block Convolution, Table 1)
 _base_ = [
     'mmpretrain::_base_/models/resnet50.py',
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
@@ -29,7 +29,7 @@ train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
 auto_scale_lr = dict(base_batch_size=256)
 
 paper_reference = dict(
-    source='paper 003, Table 1',
+    source='Tied Block Convolution, Table 1',
     params=41.8e6,
     flops=9.1e9,
     input_shape=(3, 224, 224))

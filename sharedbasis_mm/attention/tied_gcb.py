@@ -1,4 +1,4 @@
-"""Tied global context block (TiedGCB, paper 003, Figure 5b)."""
+"""Tied global context block (TiedGCB, Tied Block Convolution, Figure 5b)."""
 from typing import Sequence
 
 import torch.nn as nn

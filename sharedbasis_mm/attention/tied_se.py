@@ -1,4 +1,4 @@
-"""Tied squeeze-and-excitation (TiedSE, paper 003, Figure 5a)."""
+"""Tied squeeze-and-excitation (TiedSE, Tied Block Convolution, Figure 5a)."""
 from typing import Optional
 
 import torch.nn.functional as F

@@ -15,7 +15,7 @@ SHARE_MODES = {'expand': (0, ), 'expand_project': (0, 2)}
 
 @MODELS.register_module()
 class SharedBasisMobileNetV2(MobileNetV2):
-    """MobileNetV2-Shared and MobileNetV2-Shared‡ of paper 000 (Table 1).
+    """MobileNetV2-Shared and MobileNetV2-Shared‡ of Learning Deeply Shared Filter Bases (Table 1).
 
     In each stage that repeats its inverted-residual block at least twice
     after the first, the repeated blocks share their largest convolutions as

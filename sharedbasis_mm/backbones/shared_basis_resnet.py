@@ -1,4 +1,4 @@
-"""ResNets whose residual groups share filter bases (paper 000).
+"""ResNets whose residual groups share filter bases (Learning Deeply Shared Filter Bases).
 
 In every residual group (stage), the first block stays a plain block, as in
 the paper's models, and the blocks after it share filter bases:
@@ -199,7 +199,7 @@ class SharedBasisResNet(ResNet):
     """ResNet with filter bases shared inside each residual group.
 
     The models of "Learning Deeply Shared Filter Bases for Efficient
-    ConvNets" (paper 000), with the argument interface of mmdet's
+    ConvNets" (Learning Deeply Shared Filter Bases), with the argument interface of mmdet's
     ``ResNet`` (``out_indices``, ``frozen_stages``, ``norm_cfg``,
     ``norm_eval``, ``style``, ``with_cp``, ``zero_init_residual``,
     ``plugins``, ``init_cfg``, ...). See the module docstring for what is

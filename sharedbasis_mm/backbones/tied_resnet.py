@@ -1,4 +1,4 @@
-"""TiedResNet, TiedResNeXt and TiedSENet of paper 003 (Figure 4a-b, Table 1).
+"""TiedResNet, TiedResNeXt and TiedSENet of Tied Block Convolution (Figure 4a-b, Table 1).
 
 The backbones are mmdet's :class:`~mmdet.models.backbones.ResNet` with
 :class:`TiedBottleneck` blocks, built the way mmdet builds ResNeXt (a
@@ -220,7 +220,7 @@ class TiedBottleneck(ResNeXtBottleneck):
 
 @MODELS.register_module()
 class TiedResNet(ResNet):
-    """TiedResNet backbone (paper 003, Figure 4a, Table 1).
+    """TiedResNet backbone (Tied Block Convolution, Figure 4a, Table 1).
 
     mmdet's ResNet whose bottlenecks are :class:`TiedBottleneck`. The
     paper's settings are ``splits=4, base_width=32`` (4s x 32w, default) and

@@ -7,7 +7,7 @@ polygon segmentation, the box of the visible part and its pixel area.
 
 The occlusion of an image is controlled: for each image a target ratio is
 drawn in ``occlusion_range`` and layouts are drawn until the image's
-occlusion ratio (eq. 5 of paper 003 on the instances' boxes, computed by
+occlusion ratio (eq. 5 of Tied Block Convolution on the instances' boxes, computed by
 :func:`sharedbasis_mm.evaluation.occlusion.image_overlaps`) lies in the
 range. Every image is a pure function of ``(seed, split, index)``.
 """
@@ -172,7 +172,7 @@ def _mask_box(mask: np.ndarray) -> List[float]:
 
 def box_occlusion_ratio(boxes: Sequence[Sequence[float]], height: int,
                         width: int) -> float:
-    """Eq. 5 of paper 003 on the boxes of one image's instances."""
+    """Eq. 5 of Tied Block Convolution on the boxes of one image's instances."""
     anns = [dict(bbox=list(box)) for box in boxes]
     areas, overlaps = image_overlaps(anns, height, width)
     return float(overlaps.sum() / areas.sum()) if areas.sum() else 0.0

@@ -14,7 +14,7 @@ Counting, for one image:
   With ``instance_shape='box'`` every instance is its box, segmentation or
   not. COCO's masks (and the synthetic set's) are the VISIBLE parts of the
   instances, which barely overlap, so on them the mask-based ratio is close
-  to 0 everywhere: to measure occlusion as Figure 7 of paper 003 does on
+  to 0 everywhere: to measure occlusion as Figure 7 of Tied Block Convolution does on
   COCO, use the boxes.
 * The overlap of instance ``i`` is the part of it covered by at least one
   OTHER instance, ``O_i = A_i ∩ (∪_{j≠i} A_j)``.

@@ -94,7 +94,7 @@ class OcclusionRatioMetric(CocoMetric):
             has a segmentation, else its box; ``'box'``: always its box.
             COCO's masks are visible parts that barely overlap, so on COCO
             (and COCO-style data) use ``'box'`` to measure occlusion as
-            paper 003 does. Defaults to 'auto'.
+            Tied Block Convolution does. Defaults to 'auto'.
         **kwargs: Arguments of :class:`mmdet.evaluation.CocoMetric`. When
             ``outfile_prefix`` is given, the metrics are also written to
             ``{outfile_prefix}.occlusion.json`` (input of

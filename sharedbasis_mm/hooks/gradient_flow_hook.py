@@ -1,4 +1,4 @@
-"""Gradients flowing into shared filter bases (paper 000, Figure 3)."""
+"""Gradients flowing into shared filter bases (Learning Deeply Shared Filter Bases, Figure 3)."""
 import logging
 import os
 import os.path as osp
@@ -29,7 +29,7 @@ class GradientFlowHook(Hook):
     through the runner's visualizer as ``grad_flow/<basis>/max`` and
     ``grad_flow/<basis>/mean`` (TensorBoard or any configured backend shows
     them). At the end of each epoch (once for an iteration-based loop) the
-    recorded bars are drawn overlapped, as Figure 3 of paper 000, into
+    recorded bars are drawn overlapped, as Figure 3 of Learning Deeply Shared Filter Bases, into
     ``<out_dir>/epoch_<n>.png``. An iteration without an optimizer step
     (accumulating, or skipped by the loss scaler) records nothing.
 

@@ -1,4 +1,4 @@
-"""Orthogonality regularization of shared filter bases (paper 000, eq. 7)."""
+"""Orthogonality regularization of shared filter bases (Learning Deeply Shared Filter Bases, eq. 7)."""
 import logging
 from typing import Callable, Dict, Optional
 
@@ -21,7 +21,7 @@ class OrthogonalityLossHook(Hook):
     training iteration, where ``W_g`` runs over every :class:`FilterBasis`
     of the model and ``err`` is :func:`orthogonality_error`, so that the
     model trains on ``L_R = L + lambda * sum_g ||W_g^T W_g - I||^2`` (eq. 7
-    of paper 000). Works with any mmengine model (mmdet detectors,
+    of Learning Deeply Shared Filter Bases). Works with any mmengine model (mmdet detectors,
     mmpretrain classifiers, ...) without a change to it.
 
     On ``before_train`` (after ``load_checkpoint``/``resume``) the hook finds
@@ -40,7 +40,7 @@ class OrthogonalityLossHook(Hook):
 
     Args:
         loss_weight (float): lambda of eq. 7. Defaults to 10, the value of
-            paper 000's ablations; it goes with ``reduction``.
+            the shared filter bases paper's ablations; it goes with ``reduction``.
         reduction (str): The error of a basis is the ``'sum'`` of the
             squared entries of ``W^T W - I`` (eq. 7) or their ``'mean'``
             (the authors' code). Defaults to ``'mean'``.

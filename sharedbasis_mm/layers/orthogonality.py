@@ -1,4 +1,4 @@
-"""Orthogonality of filter bases (paper 000, eq. 7) and finding them."""
+"""Orthogonality of filter bases (Learning Deeply Shared Filter Bases, eq. 7) and finding them."""
 from typing import Dict, List
 
 import torch

@@ -1,7 +1,7 @@
 """Convolutions on a filter basis shared across layers.
 
 Implements the recursive sharing of a filter basis of "Learning Deeply Shared
-Filter Bases for Efficient ConvNets" (paper 000, eq. 1-2, 8 and Figure 2a):
+Filter Bases for Efficient ConvNets" (Learning Deeply Shared Filter Bases, eq. 1-2, 8 and Figure 2a):
 a k x k convolution with T filters is factorized into a convolution with R
 basis elements followed by 1 x 1 coefficients, ``W_t = sum_r alpha_t^r
 W_basis^r``. Of the R elements, n are shared with other layers (a
@@ -237,7 +237,7 @@ class SharedBasisConv2d(nn.Module):
     """A convolution factorized into a filter basis and coefficients.
 
     ``x -> BasisConv2d (R elements, n shared) -> norm over the R responses ->
-    1 x 1 coefficients R -> T``, as in Figure 2a of paper 000. With the norm
+    1 x 1 coefficients R -> T``, as in Figure 2a of Learning Deeply Shared Filter Bases. With the norm
     set to identity it equals a plain convolution with the reconstructed
     filters ``W_t = sum_r alpha_t^r W_basis^r`` (eq. 1). :meth:`fuse` turns a
     trained layer into that plain convolution.

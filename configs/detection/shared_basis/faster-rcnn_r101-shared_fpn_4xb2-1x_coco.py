@@ -1,4 +1,4 @@
-# Faster R-CNN, ResNet101-Shared (paper 000, Table 4)
+# Faster R-CNN, ResNet101-Shared (Learning Deeply Shared Filter Bases, Table 4)
 _base_ = './faster-rcnn_r50-shared_fpn_4xb2-1x_coco.py'
 
 model = dict(

@@ -1,4 +1,4 @@
-# Faster R-CNN, ResNet50-Shared‡ (paper 000, Table 4): the first two
+# Faster R-CNN, ResNet50-Shared‡ (Learning Deeply Shared Filter Bases, Table 4): the first two
 # convolutions of each block are shared filter bases.
 _base_ = './faster-rcnn_r50-shared_fpn_4xb2-1x_coco.py'
 

@@ -1,4 +1,4 @@
-# Mask R-CNN, ResNet50-Shared‡ (paper 000, Table 4): the first two
+# Mask R-CNN, ResNet50-Shared‡ (Learning Deeply Shared Filter Bases, Table 4): the first two
 # convolutions of each block are shared filter bases.
 _base_ = './mask-rcnn_r50-shared_fpn_4xb2-1x_coco.py'
 

@@ -1,4 +1,4 @@
-# Cascade Mask R-CNN, TiedResNet-101-S (paper 003), 2x schedule
+# Cascade Mask R-CNN, TiedResNet-101-S (Tied Block Convolution), 2x schedule
 _base_ = './cascade-mask-rcnn_tiedresnet50-s_fpn_8xb2-2x_coco.py'
 
 model = dict(
@@ -7,4 +7,4 @@ model = dict(
         init_cfg=dict(
             checkpoint='work_dirs/backbones/tiedresnet101-s_8xb32_in1k.pth')))
 
-paper_reference = dict(source='paper 003, Table 1 (backbone)', params=24.0e6)
+paper_reference = dict(source='Tied Block Convolution, Table 1 (backbone)', params=24.0e6)

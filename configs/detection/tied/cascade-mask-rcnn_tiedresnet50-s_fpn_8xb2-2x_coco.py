@@ -1,4 +1,4 @@
-# Cascade Mask R-CNN, TiedResNet-50-S (paper 003), 2x schedule
+# Cascade Mask R-CNN, TiedResNet-50-S (Tied Block Convolution), 2x schedule
 _base_ = './cascade-mask-rcnn_tiedresnet50_fpn_8xb2-2x_coco.py'
 
 model = dict(

@@ -1,5 +1,5 @@
 # Cascade R-CNN, ResNet-50, on mmdet's 2x schedule (24 epochs, lr / 10 at
-# epochs 16 and 22, 8 GPUs x 2 images, lr 0.02), the schedule of paper 003's
+# epochs 16 and 22, 8 GPUs x 2 images, lr 0.02), the schedule of the Tied Block Convolution paper's
 # detection results. The ResNet-101 and TiedResNet configs of this folder
 # inherit it.
 _base_ = [
@@ -9,10 +9,10 @@ _base_ = [
     '../_base_/default_runtime.py',
 ]
 
-# Paper 003 gives the sizes of the detectors' backbones as those of its
+# Tied Block Convolution gives the sizes of the detectors' backbones as those of its
 # ImageNet models (classifier included).
 paper_reference = dict(
-    source='paper 003, Table 2 (backbone)',
+    source='Tied Block Convolution, Table 2 (backbone)',
     params=25.6e6,
     flops=None,
     input_shape=(3, 800, 1333),

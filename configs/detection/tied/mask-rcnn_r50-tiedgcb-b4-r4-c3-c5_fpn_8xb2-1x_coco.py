@@ -1,5 +1,5 @@
 # Mask R-CNN, ResNet-50 with TiedGCB blocks (B = 4) where the GCB config has
-# global context blocks: paper 003, Table 4
+# global context blocks: Tied Block Convolution, Table 4
 _base_ = './mask-rcnn_r50-gcb-r4-c3-c5_fpn_8xb2-1x_coco.py'
 
 model = dict(

@@ -1,4 +1,4 @@
-# Mask R-CNN, TiedResNet-101 (paper 003), 2x schedule
+# Mask R-CNN, TiedResNet-101 (Tied Block Convolution), 2x schedule
 _base_ = './mask-rcnn_tiedresnet50_fpn_8xb2-2x_coco.py'
 
 model = dict(
@@ -7,4 +7,4 @@ model = dict(
         init_cfg=dict(
             checkpoint='work_dirs/backbones/tiedresnet101_8xb32_in1k.pth')))
 
-paper_reference = dict(source='paper 003, Table 1 (backbone)', params=39.4e6)
+paper_reference = dict(source='Tied Block Convolution, Table 1 (backbone)', params=39.4e6)

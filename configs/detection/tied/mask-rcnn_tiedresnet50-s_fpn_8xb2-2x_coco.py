@@ -1,4 +1,4 @@
-# Mask R-CNN, TiedResNet-50-S (paper 003), 2x schedule
+# Mask R-CNN, TiedResNet-50-S (Tied Block Convolution), 2x schedule
 _base_ = './mask-rcnn_tiedresnet50_fpn_8xb2-2x_coco.py'
 
 model = dict(

@@ -1,4 +1,4 @@
-# RetinaNet, TiedResNet-50-S (paper 003), 2x schedule
+# RetinaNet, TiedResNet-50-S (Tied Block Convolution), 2x schedule
 _base_ = './retinanet_tiedresnet50_fpn_8xb2-2x_coco.py'
 
 model = dict(

@@ -1,4 +1,4 @@
-# RetinaNet, TiedResNet-50 (paper 003), 2x schedule
+# RetinaNet, TiedResNet-50 (Tied Block Convolution), 2x schedule
 _base_ = './retinanet_r50_fpn_8xb2-2x_coco.py'
 
 model = dict(

@@ -1,5 +1,5 @@
 # mmdet's COCO instance segmentation data; the test set is also evaluated
-# per occlusion ratio (paper 003, eq. 5 and Figure 7), CocoMetric's ann_file
+# per occlusion ratio (Tied Block Convolution, eq. 5 and Figure 7), CocoMetric's ann_file
 # and metric inherited. COCO's masks are visible parts that barely overlap,
 # so the occlusion is measured on the instances' boxes.
 _base_ = 'mmdet::_base_/datasets/coco_instance.py'
