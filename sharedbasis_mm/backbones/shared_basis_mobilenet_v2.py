@@ -5,12 +5,22 @@ import torch.nn as nn
 from mmpretrain.models.backbones import MobileNetV2
 
 from ..deploy import fuse_model
-from ..layers import BasisConv2d, FilterBasis
+from ..layers import (BasisConv2d, SharedBasisSequential,
+                      check_basis_conv_cfg)
 from ..registry import MODELS
 
-# Positions, in an inverted residual's ``conv`` sequence, of the shared
-# convolutions: the 1 x 1 expansion (0) and the 1 x 1 projection (2).
-SHARE_MODES = {'expand': (0, ), 'expand_project': (0, 2)}
+# The shared convolutions, by the names of their bases in the stage, and
+# their positions in an inverted residual's ``conv`` sequence: the 1 x 1
+# expansion (0) and the 1 x 1 projection (2).
+SHARE_MODES = {
+    'expand': {
+        'shared_basis_expand': 0
+    },
+    'expand_project': {
+        'shared_basis_expand': 0,
+        'shared_basis_project': 2
+    },
+}
 
 
 @MODELS.register_module()
@@ -23,7 +33,9 @@ class SharedBasisMobileNetV2(MobileNetV2):
     channels): the 1 x 1 expansion (``share='expand'``, MobileNetV2-Shared)
     or the expansion and the 1 x 1 projection (``share='expand_project'``,
     MobileNetV2-Shared‡). The first block of each stage, the depthwise
-    convolutions and every BatchNorm stay unshared.
+    convolutions and every BatchNorm stay unshared. Each stage owns its
+    bases: state-dict keys ``layer<i>.shared_basis_expand`` and
+    ``layer<i>.shared_basis_project``.
 
     Args:
         share (str): ``'expand'`` or ``'expand_project'``.
@@ -43,6 +55,7 @@ class SharedBasisMobileNetV2(MobileNetV2):
             raise ValueError(f'SharedBasisMobileNetV2: unknown share='
                              f'{share!r}; expected one of '
                              f'{sorted(SHARE_MODES)}')
+        check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
         self.share = share
         super().__init__(**kwargs)
         self.deploy = deploy
@@ -56,11 +69,14 @@ class SharedBasisMobileNetV2(MobileNetV2):
         repeated = list(layer)[1:]
         if len(repeated) < 2 or expand_ratio == 1:
             return layer
-        bases: Dict[int, FilterBasis] = {}
+        first: Dict[str, BasisConv2d] = {}
         for block in repeated:
-            for index in SHARE_MODES[self.share]:
+            for name, index in SHARE_MODES[self.share].items():
                 conv_module = block.conv[index]
-                conv_module.conv = BasisConv2d.like(conv_module.conv,
-                                                    bases.get(index))
-                bases[index] = conv_module.conv.shared_basis
-        return layer
+                basis = first[name].shared_basis if name in first else None
+                conv_module.conv = BasisConv2d.like(conv_module.conv, basis)
+                first.setdefault(name, conv_module.conv)
+        group = SharedBasisSequential(*layer)
+        for name, conv in first.items():
+            group.own_basis(name, conv)
+        return group
