@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 from mmdet.models.backbones import ResNet
 from mmengine.config import Config
-from mmengine.model import ExponentialMovingAverage, revert_sync_batchnorm
+from mmengine.model import (ExponentialMovingAverage, convert_sync_batchnorm,
+                            revert_sync_batchnorm)
 from mmengine.optim import build_optim_wrapper
 from mmengine.runner import load_checkpoint, save_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -267,7 +268,7 @@ def test_plain_resnet_checkpoint_says_how_to_get_a_compatible_one(
     hint = (r'the checkpoint holds plain convolution weights '
             r'\(layer1.1.conv1.weight, ...\) where the layers share filter '
             r'bases, and not the bases \(layer1.shared_basis\): it is a plain '
-            r'ResNet checkpoint. .*tools/convert_cls_checkpoint.py.*'
+            r'ResNet checkpoint .*tools/convert_cls_checkpoint.py.*'
             r'tools/model_converters/net_rl2_to_mmpretrain.py')
     with pytest.raises(RuntimeError, match=hint):
         model.load_state_dict(plain)
@@ -309,6 +310,16 @@ def test_norm_cfg_reaches_the_norms_of_the_shared_layers(norm_cfg, norm_type):
                        for m in reverted.modules())
         reverted.train()
         reverted(torch.randn(2, 3, 32, 32))
+    if norm_type is nn.BatchNorm2d:
+        # mmengine's conversion reaches the basis norms and keeps the
+        # sharing.
+        synced = convert_sync_batchnorm(model)
+        assert all(isinstance(m, nn.SyncBatchNorm) for m in norms(synced))
+        assert len(norms(synced)) == len(norms(plain)) + 2 * 4
+        for name, users in find_basis_users(synced).items():
+            basis = dict(synced.named_parameters())[name]
+            assert all(synced.get_submodule(u).shared_basis is basis
+                       for u in users)
     frozen = build(depth=18, shared_rank=3,
                    norm_cfg=dict(norm_cfg, requires_grad=False))
     assert all(not p.requires_grad for m in frozen.modules()

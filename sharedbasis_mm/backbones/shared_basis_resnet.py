@@ -4,7 +4,7 @@ In every residual group (stage), the first block stays a plain block, as in
 the paper's models, and the blocks after it share filter bases:
 
 - BasicBlock ResNets (depth 18, 34 and the CIFAR depths): each block's two
-  3 x 3 convolutions are :class:`SharedBasisConv2d` layers (basis -> BN ->
+  3 x 3 convolutions are :class:`SharedBasisConv2d` layers (basis -> norm ->
   1 x 1 coefficients) on one basis of the group (``num_bases=1``) or on two,
   one for the first and one for the second convolution of the blocks
   (``num_bases=2``, the paper's double-basis ‡ models). ``shared_rank`` s and
@@ -16,6 +16,10 @@ the paper's models, and the blocks after it share filter bases:
   coefficients. ``'conv2'`` is ResNet50-Shared, ``'conv1_conv2'``
   ResNet50-Shared‡ and ``'all'`` ResNet50-Shared-All. BatchNorm is never
   shared.
+
+Each group (:class:`SharedBasisResLayer`) owns its bases: one Parameter and
+one state-dict key each, ``layer<i>.shared_basis`` (BasicBlock,
+``num_bases=1``) or ``layer<i>.shared_basis_<conv>``.
 """
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -264,7 +268,7 @@ class SharedBasisResNet(ResNet):
     shared.
 
     ``frozen_stages`` freezes whole residual groups; a basis is only shared
-    inside one group, so it is frozen exactly when all its users are.
+    inside one group, which owns it, so it is frozen with its group.
 
     Args:
         depth (int): 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck).
