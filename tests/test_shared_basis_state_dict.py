@@ -190,20 +190,23 @@ def test_another_sharing_layout_is_refused_naming_the_keys(tmp_path):
         single.load_state_dict(version_1(double))
 
 
-@pytest.mark.parametrize('kwargs', [kwargs for kwargs, _ in LAYOUTS])
+@pytest.mark.parametrize('kwargs', [
+    kwargs for kwargs, _ in LAYOUTS if kwargs.get('share') != 'conv2'
+])
 def test_version_1_state_dicts_are_upgraded(kwargs):
     source = randomized(build(**kwargs))
+    expected = outputs(source)
     old = version_1(source)
     assert not [k for k in old if k.endswith('shared_basis')]
     model = build(**kwargs)
     model.load_state_dict(old, strict=True)
-    assert torch.equal(outputs(model), outputs(source))
+    assert torch.equal(outputs(model), expected)
     for name, basis in find_shared_bases(model).items():
         assert torch.equal(basis, source.state_dict()[name])
     # Without metadata (a state dict rebuilt key by key) too.
-    model = build(**kwargs)
+    randomized(model, seed=2)
     model.load_state_dict(dict(old), strict=True)
-    assert torch.equal(outputs(model), outputs(source))
+    assert torch.equal(outputs(model), expected)
 
 
 def test_version_1_copies_that_differ_are_refused():
