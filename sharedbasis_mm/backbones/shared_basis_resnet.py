@@ -317,6 +317,8 @@ class SharedBasisResNet(ResNet):
                  **kwargs) -> None:
         self._check_args(depth, shared_rank, unique_rank, num_bases, share,
                          shortcut_type, kwargs)
+        # Refuse a bad conv_cfg or basis_norm_cfg under the backbone's name;
+        # the blocks resolve 'norm_cfg' to the backbone's norm_cfg.
         check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
         resolve_basis_norm_cfg(type(self).__name__, basis_norm_cfg, None)
         self.shared_rank = shared_rank
