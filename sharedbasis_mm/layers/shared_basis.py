@@ -18,7 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
-from .tied import check_positive
+from ..utils.validation import check_bool, check_int, check_positive_int
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -41,8 +41,8 @@ class FilterBasis(nn.Module):
     def __init__(self, in_channels: int, num_elements: int,
                  kernel_size: _IntPair) -> None:
         super().__init__()
-        check_positive('FilterBasis', 'in_channels', in_channels)
-        check_positive('FilterBasis', 'num_elements', num_elements)
+        check_positive_int('in_channels', in_channels, owner='FilterBasis')
+        check_positive_int('num_elements', num_elements, owner='FilterBasis')
         self.in_channels = in_channels
         self.num_elements = num_elements
         self.kernel_size = _pair(kernel_size)
@@ -102,18 +102,14 @@ class BasisConv2d(nn.Module):
                  unique_rank: int = 0,
                  shared_basis: Optional[FilterBasis] = None) -> None:
         super().__init__()
-        rank = out_channels
-        if not isinstance(rank, int) or rank < 1:
-            raise ValueError(f'BasisConv2d: the rank R (out_channels) must be '
-                             f'an integer >= 1, got rank={rank!r}')
-        if not isinstance(unique_rank, int) or not 0 <= unique_rank <= rank:
-            raise ValueError(
-                f'BasisConv2d: unique_rank must be an integer in [0, rank='
-                f'{rank}], got unique_rank={unique_rank!r}')
+        rank = check_positive_int('rank', out_channels, owner='BasisConv2d')
+        check_positive_int('in_channels', in_channels, owner='BasisConv2d')
+        check_int('unique_rank', unique_rank, 0, rank, owner='BasisConv2d')
+        check_bool('bias', bias, owner='BasisConv2d')
         if bias:
             raise ValueError('BasisConv2d: a filter basis has no bias, got '
                              'bias=True; expected bias=False')
-        if groups != 1:
+        if check_int('groups', groups, owner='BasisConv2d') != 1:
             raise ValueError(f'BasisConv2d: a filter basis spans all input '
                              f'channels, got groups={groups}; expected 1')
         kernel_size = _pair(kernel_size)
@@ -278,7 +274,9 @@ class SharedBasisConv2d(nn.Module):
                  shared_basis: Optional[FilterBasis] = None,
                  norm_cfg: Optional[Dict] = dict(type='BN')) -> None:
         super().__init__()
-        check_positive('SharedBasisConv2d', 'out_channels', out_channels)
+        check_positive_int('out_channels', out_channels,
+                           owner='SharedBasisConv2d')
+        check_bool('bias', bias, owner='SharedBasisConv2d')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.basis = BasisConv2d(
