@@ -7,6 +7,7 @@ from mmpretrain.models.backbones import MobileNetV2
 from ..deploy import fuse_model
 from ..layers import BasisConv2d, FilterBasis
 from ..registry import MODELS
+from .train_mode import ReturnsSelfOnTrain
 
 # Positions, in an inverted residual's ``conv`` sequence, of the shared
 # convolutions: the 1 x 1 expansion (0) and the 1 x 1 projection (2).
@@ -14,7 +15,7 @@ SHARE_MODES = {'expand': (0, ), 'expand_project': (0, 2)}
 
 
 @MODELS.register_module()
-class SharedBasisMobileNetV2(MobileNetV2):
+class SharedBasisMobileNetV2(ReturnsSelfOnTrain, MobileNetV2):
     """MobileNetV2-Shared and MobileNetV2-Shared‡ of Learning Deeply Shared Filter Bases (Table 1).
 
     In each stage that repeats its inverted-residual block at least twice

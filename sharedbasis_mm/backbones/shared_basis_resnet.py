@@ -29,6 +29,7 @@ from torch import Tensor
 from ..deploy import fuse_model
 from ..layers import BasisConv2d, FilterBasis, SharedBasisConv2d
 from ..registry import MODELS
+from .train_mode import ReturnsSelfOnTrain
 
 SHARE_MODES = {
     'conv2': ('conv2', ),
@@ -115,9 +116,9 @@ class SharedBasisBottleneck(Bottleneck):
         super().__init__(*args, **kwargs)
         if 'conv2' in share and self.with_dcn:
             raise ValueError('SharedBasisResNet: conv2 cannot be both a '
-                             'shared basis and a deformable convolution; '
-                             'use share="conv1" modes without conv2 or '
-                             'dcn=None')
+                             'shared basis and a deformable convolution, '
+                             f'and every share mode {sorted(SHARE_MODES)} '
+                             'shares conv2; use dcn=None')
         for name in share:
             basis = bases[name] if bases else None
             setattr(self, name, BasisConv2d.like(getattr(self, name), basis))
@@ -195,7 +196,7 @@ class SharedBasisResLayer(nn.Sequential):
 
 
 @MODELS.register_module()
-class SharedBasisResNet(ResNet):
+class SharedBasisResNet(ReturnsSelfOnTrain, ResNet):
     """ResNet with filter bases shared inside each residual group.
 
     The models of "Learning Deeply Shared Filter Bases for Efficient

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from ..registry import MODELS
 from ..utils.validation import check_positive_int
+from .train_mode import ReturnsSelfOnTrain
 
 MIXERS = ('sum', 'cat')
 
@@ -219,7 +220,7 @@ class TiedBottleneck(ResNeXtBottleneck):
 
 
 @MODELS.register_module()
-class TiedResNet(ResNet):
+class TiedResNet(ReturnsSelfOnTrain, ResNet):
     """TiedResNet backbone (Tied Block Convolution, Figure 4a, Table 1).
 
     mmdet's ResNet whose bottlenecks are :class:`TiedBottleneck`. The
