@@ -2,14 +2,19 @@
 OpenMMLab.
 
 Importing the package registers every component into mmengine's root
-registries, where mmcv, mmdet and mmpretrain find them by ``type=``.
+registries, where mmcv, mmdet and mmpretrain find them by ``type=``, and lets
+``torch.load``'s default (``weights_only=True``) load the checkpoints of
+mmengine's Runner (see :func:`register_runner_checkpoint_globals`).
 """
 from . import attention, backbones, evaluation, hooks, layers  # noqa: F401
 from .deploy import fuse_shared_basis
 from .layers import (BasisConv2d, SharedBasisConv2d, TiedBlockConv2d,
                      TiedLinear, find_shared_bases, make_filter_basis,
                      orthogonality_error)
+from .utils import register_runner_checkpoint_globals
 from .version import __version__
+
+register_runner_checkpoint_globals()
 
 __all__ = [
     '__version__', 'TiedBlockConv2d', 'TiedLinear', 'make_filter_basis',

@@ -18,6 +18,7 @@ import mmdet
 import mmengine.config.utils
 import pytest
 import torch
+from mmdet.apis import DetInferencer, init_detector
 from mmengine.config import Config
 from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS, DefaultScope
 from mmengine.runner import Runner, save_checkpoint
@@ -327,10 +328,10 @@ def tool_options(cfg, root):
 
 
 def run_tool(tool, args):
-    # mmengine's checkpoints pickle its own objects, which torch >= 2.6
-    # loads only with this (our tools set it, mmdet's do not)
-    env = dict(
-        os.environ, PYTHONPATH=ROOT, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1')
+    # the checkpoints load with torch.load's default (weights_only=True),
+    # which importing sharedbasis_mm (the configs' custom_imports) allows
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
     result = subprocess.run([sys.executable, tool, *args],
                             cwd=ROOT,
                             env=env,
@@ -348,10 +349,14 @@ def run_tool(tool, args):
     ('tied/retinanet_tiedresnet50-s_fpn_8xb2-2x_coco.py', 'mmdet'),
     ('tied/cascade-rcnn_tiedresnet50-s_fpn_8xb2-2x_coco.py', 'mmdet'),
 ])
-def test_train_and_test_tools(config, tools, coco_root, tmp_path):
+def test_train_and_test_tools(config, tools, coco_root, tmp_path,
+                              monkeypatch):
     """Each detector family trains 2 iterations and is tested through
     mmdet's tools/train.py and tools/test.py; one of them through ours
-    (tools/train.py and tools/test.py, which run mmdet's)."""
+    (tools/train.py and tools/test.py, which run mmdet's), and its
+    checkpoint loads in mmdet's init_detector and DetInferencer, all with
+    torch.load's default (weights_only=True)."""
+    monkeypatch.delenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', raising=False)
     config = osp.join(DETECTION, config)
     folder = osp.join(ROOT, 'tools') if tools == 'ours' else MMDET_TOOLS
     options = tool_options(load_config(config), coco_root)
@@ -386,6 +391,15 @@ def test_train_and_test_tools(config, tools, coco_root, tmp_path):
         assert f'coco/{iou_type}_mAP: ' in output
         assert re.search(rf'coco/occ/{iou_type}_mAP_75_[\d.]+-[\d.]+: ',
                          output)
+    if tools == 'ours':
+        model = init_detector(config, checkpoint, device='cpu')
+        inferencer = DetInferencer(
+            config, checkpoint, device='cpu', show_progress=False)
+        expected = torch.load(checkpoint)['state_dict']
+        for loaded in (model, inferencer.model):
+            state_dict = loaded.state_dict()
+            assert all(torch.equal(state_dict[key], value)
+                       for key, value in expected.items())
 
 
 # 4. missing data

@@ -59,6 +59,6 @@ def test_bar_counts_every_batch_of_validation_and_test(tmp_path, capsys):
 def test_hook_is_registered_and_checks_its_width():
     hook = HOOKS.build(dict(type='EvaluationProgressHook'))
     assert isinstance(hook, EvaluationProgressHook)
-    for width in (0, 2.5):
-        with pytest.raises(ValueError, match=f'bar_width={width!r}'):
+    for width, error in ((0, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match=f'bar_width={width!r}'):
             EvaluationProgressHook(bar_width=width)

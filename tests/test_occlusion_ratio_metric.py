@@ -299,7 +299,8 @@ def test_annotations_without_segmentation(dataset, tmp_path):
         samples)
     log = log_file.read_text()
     assert 'ground-truth annotations have no segmentation' in log
-    assert 'were rasterized from their box' in log
+    instances = sum(not a['iscrowd'] for a in boxes_only['annotations'])
+    assert f'or as its box for the {instances} without segmentation' in log
     assert not any('segm' in key for key in results)
     bins = occlusion_bins(compute_occlusion(boxes_only))
     assert [results[f'coco/occ/num_images_{b.label}'] for b in bins
@@ -400,3 +401,121 @@ def test_benchmark_tool(tmp_path):
     assert report['num_images'] == 12 and report['num_predictions'] > 0
     assert report['occlusion_over_coco'] == pytest.approx(
         report['occlusion_metric_s'] / report['coco_metric_s'])
+
+
+def with_many_detections(samples, per_image=360, seed=3):
+    """``samples`` plus tiny random boxes (false positives) up to
+    ``per_image`` detections in each image, at least 110 of each class
+    (COCOeval keeps the best ``maxDets`` of an image and a class), all
+    scored above the predictions of ``samples``, which fall beyond the 100
+    best of their image and class."""
+    rng = np.random.default_rng(seed)
+    samples = copy.deepcopy(samples)
+    for sample in samples:
+        pred = sample['pred_instances']
+        extra = per_image - len(pred['scores'])
+        # 1 - 2 pixels: IoU < 0.5 with every ground-truth instance
+        xy = rng.uniform(0, (WIDTH - 2, HEIGHT - 2), (extra, 2))
+        wh = rng.uniform(1, 2, (extra, 2))
+        boxes = torch.tensor(np.concatenate([xy, xy + wh], 1),
+                             dtype=torch.float32)
+        pred['bboxes'] = torch.cat([pred['bboxes'], boxes])
+        pred['scores'] = torch.cat([
+            pred['scores'] * 0.04,
+            torch.tensor(rng.uniform(0.05, 1, extra), dtype=torch.float32)
+        ])
+        pred['labels'] = torch.cat(
+            [pred['labels'],
+             torch.arange(extra) % len(CLASSES)])
+    return samples
+
+
+def test_bin_of_all_images_equals_coco_metric_beyond_100_detections(
+        dataset, tmp_path):
+    """With 360 detections per image, CocoMetric's AP50 and AP75 count
+    1000 detections per image and its AP 100 (COCOeval.summarize); a bin
+    holding every image gives the same three numbers. The good detections
+    are the lowest scored, so the limit matters."""
+    rated = copy.deepcopy(dataset)
+    rated['images'] = [img for img in rated['images'] if img['id'] <= 16]
+    rated['annotations'] = [
+        ann for ann in rated['annotations'] if ann['image_id'] <= 16
+    ]
+    ann_file = tmp_path / 'rated.json'
+    ann_file.write_text(json.dumps(rated))
+    samples = with_many_detections(make_predictions(rated, with_masks=False))
+    assert all(len(s['pred_instances']['scores']) == 360 for s in samples)
+    reference = evaluate(CocoMetric(ann_file=str(ann_file)), samples)
+    results = evaluate(
+        OcclusionRatioMetric(ann_file=str(ann_file), bin_edges=[0, 1]),
+        samples)
+    assert results['coco/occ/num_images_0-1'] == 16
+    for key in COCO_KEYS:
+        assert results[f'coco/occ/bbox_{key}_0-1'] == reference[
+            f'coco/bbox_{key}'] == results[f'coco/bbox_{key}']
+    # at 100 detections per image (COCOeval's default) no true positive
+    # is left
+    at_100 = cocoeval_stats(str(ann_file), coco_results(samples, 'bbox'),
+                            'bbox')
+    assert at_100[1] == 0 < reference['coco/bbox_mAP_50']
+
+
+@pytest.mark.parametrize('level, edges', [('image', [0, 0.2]),
+                                          ('instance', [0.1, 0.6])])
+def test_outside_bin_edges_are_counted_and_warned(dataset, ann_file,
+                                                   tmp_path, level, edges):
+    ratios = compute_occlusion(dataset)
+    values = (ratios.image_ratios if level == 'image' else
+              ratios.instance_fractions).values()
+    rated = [v for v in values if not math.isnan(v)]
+    outside = sum(not edges[0] <= v <= edges[1] for v in rated)
+    assert 0 < outside < len(rated)
+    log_file = new_logger(tmp_path)
+    results = evaluate(
+        OcclusionRatioMetric(ann_file=ann_file, metric='bbox',
+                             bin_edges=edges, occlusion_level=level),
+        make_predictions(dataset))
+    what = ('images have an occlusion ratio' if level == 'image' else
+            'instances have an occluded fraction')
+    assert (f'{outside} of {len(rated)} {what} outside the bin edges '
+            f'[{edges[0]:g}, {edges[1]:g}]') in log_file.read_text()
+    label = f'{edges[0]:g}-{edges[1]:g}'
+    counted = results[f'coco/occ/num_images_{label}' if level == 'image'
+                      else f'coco/occ/num_instances_{label}']
+    assert counted == len(rated) - outside
+
+
+@pytest.mark.parametrize('instance_shape, box_message', [
+    ('box', 'each instance taken as its box'),
+    ('auto', 'each instance taken as its mask (instance_shape'),
+])
+def test_shape_message_says_what_the_options_mean(dataset, ann_file,
+                                                  tmp_path, instance_shape,
+                                                  box_message):
+    log_file = new_logger(tmp_path)
+    evaluate(
+        OcclusionRatioMetric(ann_file=ann_file, metric='bbox',
+                             instance_shape=instance_shape),
+        make_predictions(dataset))
+    log = log_file.read_text()
+    assert box_message in log
+    assert 'rasterized' not in log and 'without segmentation' not in log
+
+
+def test_non_finite_scores_are_counted_and_warned(dataset, ann_file,
+                                                  tmp_path):
+    samples = make_predictions(dataset)
+    scores = [s['pred_instances']['scores'] for s in samples]
+    with_two = [i for i, s in enumerate(scores) if len(s) >= 2][:2]
+    scores[with_two[0]][:2] = float('nan')
+    scores[with_two[1]][0] = float('inf')
+    log_file = new_logger(tmp_path)
+    results = evaluate(
+        OcclusionRatioMetric(ann_file=ann_file, metric='bbox'), samples)
+    total = sum(len(s) for s in scores)
+    assert (f'3 of {total} prediction scores, in 2 of {len(samples)} images, '
+            'are not finite') in log_file.read_text()
+    reference = evaluate(CocoMetric(ann_file=ann_file, metric='bbox'),
+                         samples)
+    assert {k: v for k, v in results.items() if '/occ/' not in k
+            } == reference

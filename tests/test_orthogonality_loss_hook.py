@@ -1,7 +1,9 @@
 import copy
 import json
+import math
 import os
 import os.path as osp
+import re
 import signal
 import subprocess
 import sys
@@ -86,6 +88,12 @@ def test_regularization_drives_bases_orthogonal(tmp_path):
     for step, error in orth_errors:
         assert loss_orth[step] == pytest.approx(10 * error, rel=1e-5)
     assert orth_errors[-1][1] < 0.1 * orth_errors[0][1]
+    # the text log's 4 decimals show the error through its logarithm
+    log10_errors = dict(scalars['with']['log10_orth_error'])
+    for step, value in loss_orth.items():
+        assert log10_errors[step] == pytest.approx(
+            math.log10(value / 10), abs=1e-5)
+    assert re.search(r'log10_orth_error: -?\d+\.\d{4}', text_log(runner))
 
 
 def train_with_hook(model, work_dir: str, dataset: list, scope: str) -> dict:
@@ -254,14 +262,23 @@ def test_non_finite_error_names_the_basis(tmp_path, bad_value):
         runner.train()
 
 
+class NetWithLossOrth(TinySharedBasisNet):
+    """A model whose own losses hold a ``loss_orth``."""
+
+    def forward(self, inputs, labels, mode='tensor'):
+        outputs = super().forward(inputs, labels, mode)
+        if mode == 'loss':
+            outputs['loss_orth'] = outputs['loss_cls'].detach() * 0
+        return outputs
+
+
 def test_loss_orth_from_the_model_is_an_error(tmp_path):
-    hook = OrthogonalityLossHook()
-    model = tiny_net()
-    runner = build_runner(model, str(tmp_path), [], max_iters=1)
-    hook.before_train(runner)
+    torch.manual_seed(0)
+    model = NetWithLossOrth()
+    runner = build_runner(model, str(tmp_path),
+                          [dict(type='OrthogonalityLossHook')], max_iters=1)
     with pytest.raises(ValueError, match='already hold'):
-        model.parse_losses(dict(loss_orth=torch.tensor(1.)))
-    hook.after_train(runner)
+        runner.train()
     assert 'parse_losses' not in vars(model)
 
 
@@ -271,12 +288,12 @@ def run_ddp_script(out_dir: str) -> None:
     env = dict(
         os.environ,
         OMP_NUM_THREADS='1',
-        # mmengine 0.10.7 resumes with torch.load's default, which torch
-        # >= 2.6 made weights_only=True: its checkpoints hold more.
-        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1',
         PYTHONPATH=os.pathsep.join(
             [osp.dirname(HERE), HERE,
              os.environ.get('PYTHONPATH', '')]))
+    # the resumed run loads its checkpoint with torch.load's default
+    # (weights_only=True), which importing sharedbasis_mm allows
+    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
     process = subprocess.Popen([
         sys.executable, '-m', 'torch.distributed.run', '--standalone',
         '--nproc_per_node=2',
@@ -309,7 +326,9 @@ def test_ddp_two_ranks_and_resume(tmp_path):
         assert report['world_size'] == 2
         assert report['tied']
         assert report['basis_hash'] != report['initial_basis_hash']
-        assert set(report['losses']['4']) == {'loss', 'loss_cls', 'loss_orth'}
+        assert set(report['losses']['4']) == {
+            'loss', 'loss_cls', 'loss_orth', 'log10_orth_error'
+        }
         assert report['losses']['1']['loss_orth'] > 1
         assert report['resumed_basis_hash'] == report['basis_hash']
         for iteration in ('3', '4'):

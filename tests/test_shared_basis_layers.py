@@ -195,10 +195,13 @@ def test_built_through_mmcv_conv_cfg():
 
 
 @pytest.mark.parametrize('kwargs,error,match', [
-    (dict(rank=0), ValueError, r'rank R \(out_channels\) must be an integer '
-     r'>= 1, got rank=0'),
+    (dict(rank=0), ValueError, r'rank must be a positive integer, got '
+     r'rank=0'),
+    (dict(rank=True), TypeError, r'rank must be a positive integer, got '
+     r'rank=True'),
     (dict(rank=4, unique_rank=5), ValueError,
-     r'unique_rank must be an integer in \[0, rank=4\], got unique_rank=5'),
+     r'unique_rank must be an integer >= 0 and <= 4, got unique_rank=5'),
+    (dict(rank=4, groups='1'), TypeError, "groups='1'"),
     (dict(rank=4, unique_rank=1, shared_basis=make_filter_basis(8, 3, 1)),
      ValueError, r'kernel_size=\(3, 3\) differs from the shared basis'),
     (dict(rank=4, unique_rank=1, shared_basis=make_filter_basis(16, 3, 3)),

@@ -18,12 +18,12 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import load_checkpoint
 
 from sharedbasis_mm.analysis import (build_model_from_config,
                                      coefficient_similarity, mean_off_diagonal,
                                      plot_coefficient_similarity,
                                      shared_basis_coefficients)
+from sharedbasis_mm.utils import load_model_checkpoint
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -51,7 +51,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, dict]:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     model = build_model_from_config(cfg)
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    try:
+        load_model_checkpoint(model, args.checkpoint)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise SystemExit(f'analyze_coefficients: {error}')
     groups = shared_basis_coefficients(model)
     if not groups:
         raise ValueError(f'the model of {args.config} has no '

@@ -12,24 +12,27 @@ Each shared filter basis stays one key, of the residual group owning it
 import argparse
 import os
 import os.path as osp
+from typing import List, Optional
 
 import torch
-from mmengine.runner import CheckpointLoader
 
-from sharedbasis_mm.utils import classifier_to_backbone
+from sharedbasis_mm.utils import classifier_to_backbone, load_checkpoint_file
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('src', help='mmpretrain classifier checkpoint')
     parser.add_argument('dst', help='backbone checkpoint to write')
-    args = parser.parse_args()
-    checkpoint = CheckpointLoader.load_checkpoint(args.src, map_location='cpu')
-    state_dict = checkpoint.get('state_dict', checkpoint)
+    args = parser.parse_args(argv)
     try:
-        backbone = classifier_to_backbone(state_dict)
+        checkpoint = load_checkpoint_file(args.src)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f'convert_cls_checkpoint: {error}')
+    try:
+        backbone = classifier_to_backbone(
+            checkpoint.get('state_dict', checkpoint))
     except ValueError as error:
-        raise SystemExit(f'{args.src}: {error}')
+        raise SystemExit(f'convert_cls_checkpoint: {args.src}: {error}')
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save(dict(state_dict=backbone, meta=dict(source=args.src)),
                args.dst)

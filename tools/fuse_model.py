@@ -31,12 +31,13 @@ from typing import List, Optional
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction
-from mmengine.runner import load_checkpoint, save_checkpoint
+from mmengine.runner import save_checkpoint
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.deploy import (export_onnx, flatten_tensors, fuse_model,
                                    max_abs_difference, run_onnx)
+from sharedbasis_mm.utils import load_model_checkpoint
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -118,7 +119,10 @@ def main(argv: Optional[List[str]] = None) -> None:
             f'fuse_model: backbone {backbone_type.__name__} has no deploy '
             f'argument to rebuild a fused checkpoint; expected a shared-basis '
             f'backbone such as SharedBasisResNet or SharedBasisMobileNetV2')
-    load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+    try:
+        load_model_checkpoint(model, args.checkpoint)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise SystemExit(f'fuse_model: {error}')
     torch.manual_seed(args.seed)
     inputs = torch.randn(*args.input_shape)
     reference = features(model, inputs)
@@ -142,7 +146,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     deploy_config(cfg, checkpoint_path).dump(config_path)
 
     deployed = build_model_from_config(Config.fromfile(config_path))
-    load_checkpoint(deployed, checkpoint_path, map_location='cpu', strict=True)
+    load_model_checkpoint(deployed, checkpoint_path)
     check_outputs('deploy config + checkpoint vs fused',
                   features(deployed, inputs), fused_outputs, args.atol,
                   args.rtol)

@@ -18,10 +18,12 @@ import os
 import os.path as osp
 from typing import List, Optional
 
-from mmengine.fileio import dump, load
+from mmengine.fileio import dump
 
-from sharedbasis_mm.evaluation import (DEFAULT_BIN_EDGES, compute_occlusion,
-                                       occlusion_bins, subset_dataset)
+from sharedbasis_mm.evaluation import (DEFAULT_BIN_EDGES, check_bin_edges,
+                                       compute_occlusion, count_outside_bins,
+                                       load_coco_annotations, occlusion_bins,
+                                       subset_dataset)
 
 
 def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
@@ -50,21 +52,35 @@ def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
         help='an instance is its mask when it has one, else its box '
         '(auto), or always its box (box: use it for COCO, whose masks are '
         'visible parts) (default: auto)')
-    return parser.parse_args(args)
+    args = parser.parse_args(args)
+    try:
+        check_bin_edges(args.bin_edges)
+    except (TypeError, ValueError) as error:
+        parser.error(f'--bin-edges: {error}')
+    return args
 
 
 def main(args: Optional[List[str]] = None) -> None:
     args = parse_args(args)
     print(f'loading {args.ann_file}')
-    dataset = load(args.ann_file)
+    dataset = load_coco_annotations(args.ann_file)
     print(f"computing the occlusion of {len(dataset['images'])} images")
     ratios = compute_occlusion(dataset, args.instance_shape)
     bins = occlusion_bins(ratios, args.bin_edges, args.level)
     unrated = sum(math.isnan(r) for r in ratios.image_ratios.values())
-    print(f'{unrated} images have no occlusion ratio (no non-crowd instance '
-          'with pixels) and are in no bin; '
-          f'{ratios.num_box_instances} instances have no segmentation and '
-          'were rasterized from their box')
+    if unrated:
+        print(f'{unrated} images have no occlusion ratio (no non-crowd '
+              'instance with pixels) and are in no bin')
+    outside, rated = count_outside_bins(ratios, bins, args.level)
+    if outside:
+        what = ('images have an occlusion ratio' if args.level == 'image'
+                else 'instances have an occluded fraction')
+        print(f'{outside} of {rated} {what} outside the bin edges '
+              f'[{args.bin_edges[0]:g}, {args.bin_edges[-1]:g}] and are in '
+              'no bin')
+    if args.instance_shape == 'auto' and ratios.num_box_instances:
+        print(f'{ratios.num_box_instances} instances have no segmentation: '
+              'their box is taken as their shape')
 
     os.makedirs(args.out_dir, exist_ok=True)
     stem = osp.splitext(osp.basename(args.ann_file))[0]

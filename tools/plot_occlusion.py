@@ -29,6 +29,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sharedbasis_mm.utils.validation import check_file  # noqa: E402
+
 OCC_KEY = re.compile(r'(?:^|/)occ/(?P<iou_type>bbox|segm)_(?P<item>mAP|mAP_75)'
                      r'_(?P<low>[0-9.]+)-(?P<high>[0-9.]+)$')
 PANELS = (('mAP', 'AP (%)'), ('mAP_75', 'AP$^{75}$ (%)'))
@@ -37,12 +39,21 @@ PANELS = (('mAP', 'AP (%)'), ('mAP_75', 'AP$^{75}$ (%)'))
 def load_metrics(path: str) -> dict:
     """The last metrics dict of a json or json-lines file that holds
     occlusion metrics."""
-    with open(path) as f:
+    with open(check_file(path, 'occlusion results file')) as f:
         text = f.read()
     try:
         records = [json.loads(text)]
     except json.JSONDecodeError:
-        records = [json.loads(line) for line in text.splitlines() if line]
+        try:
+            records = [
+                json.loads(line) for line in text.splitlines()
+                if line.strip()
+            ]
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f'{path} is neither a JSON file nor a JSON-lines file '
+                f'({error}); expected the metrics of OcclusionRatioMetric'
+            ) from None
     for record in reversed(records):
         if isinstance(record, dict) and any(map(OCC_KEY.search, record)):
             return record

@@ -4,8 +4,10 @@ from typing import Sequence
 import torch.nn as nn
 from mmcv.cnn import ContextBlock
 
-from ..layers.tied import TiedBlockConv2d, check_divisible, check_positive
+from ..layers.tied import TiedBlockConv2d
 from ..registry import MODELS
+from ..utils.validation import (check_divisible, check_number,
+                                check_positive_int)
 
 
 @MODELS.register_module()
@@ -43,11 +45,14 @@ class TiedGCB(ContextBlock):
                  blocks: int = 1,
                  pooling_type: str = 'att',
                  fusion_types: Sequence[str] = ('channel_add', )) -> None:
-        check_positive('TiedGCB', 'blocks', blocks)
-        check_divisible('TiedGCB', 'in_channels', in_channels, 'blocks',
-                        blocks)
-        check_divisible('TiedGCB', 'int(in_channels * ratio)',
-                        int(in_channels * ratio), 'blocks', blocks)
+        check_positive_int('in_channels', in_channels, owner='TiedGCB')
+        check_number('ratio', ratio, min_value=0, min_inclusive=False,
+                     owner='TiedGCB')
+        check_positive_int('blocks', blocks, owner='TiedGCB')
+        check_divisible('in_channels', in_channels, 'blocks', blocks,
+                        owner='TiedGCB')
+        check_divisible('int(in_channels * ratio)', int(in_channels * ratio),
+                        'blocks', blocks, owner='TiedGCB')
         super().__init__(in_channels, ratio, pooling_type, tuple(fusion_types))
         self.blocks = blocks
         if self.channel_add_conv is not None:

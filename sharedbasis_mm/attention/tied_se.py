@@ -5,8 +5,9 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ..layers.tied import TiedLinear, check_divisible, check_positive
+from ..layers.tied import TiedLinear
 from ..registry import MODELS
+from ..utils.validation import check_divisible, check_positive_int
 
 
 @MODELS.register_module()
@@ -50,9 +51,9 @@ class TiedSE(BaseModule):
         for name, value in (('in_channels', in_channels), ('ratio', ratio),
                             ('blocks', blocks), ('min_channels',
                                                  min_channels)):
-            check_positive('TiedSE', name, value)
-        check_divisible('TiedSE', 'in_channels', in_channels, 'blocks',
-                        blocks)
+            check_positive_int(name, value, owner='TiedSE')
+        check_divisible('in_channels', in_channels, 'blocks', blocks,
+                        owner='TiedSE')
         hidden = max(min_channels, in_channels // blocks // ratio) * blocks
         self.squeeze = TiedLinear(in_channels, hidden, blocks=blocks)
         self.excite = TiedLinear(hidden, in_channels, blocks=blocks)

@@ -8,6 +8,7 @@ from ..deploy import fuse_model
 from ..layers import (BasisConv2d, SharedBasisSequential,
                       check_basis_conv_cfg)
 from ..registry import MODELS
+from .train_mode import ReturnsSelfOnTrain
 
 # The shared convolutions, by the names of their bases in the stage, and
 # their positions in an inverted residual's ``conv`` sequence: the 1 x 1
@@ -24,7 +25,7 @@ SHARE_MODES = {
 
 
 @MODELS.register_module()
-class SharedBasisMobileNetV2(MobileNetV2):
+class SharedBasisMobileNetV2(ReturnsSelfOnTrain, MobileNetV2):
     """MobileNetV2-Shared and MobileNetV2-Shared‡ of Learning Deeply Shared Filter Bases (Table 1).
 
     In each stage that repeats its inverted-residual block at least twice

@@ -34,6 +34,7 @@ from ..deploy import fuse_model
 from ..layers import (BasisConv2d, SharedBasisConv2d, SharedBasisSequential,
                       check_basis_conv_cfg)
 from ..registry import MODELS
+from .train_mode import ReturnsSelfOnTrain
 
 SHARE_MODES = {
     'conv2': ('conv2', ),
@@ -150,9 +151,9 @@ class SharedBasisBottleneck(Bottleneck):
         super().__init__(*args, **kwargs)
         if 'conv2' in share and self.with_dcn:
             raise ValueError('SharedBasisResNet: conv2 cannot be both a '
-                             'shared basis and a deformable convolution; '
-                             'use share="conv1" modes without conv2 or '
-                             'dcn=None')
+                             'shared basis and a deformable convolution, '
+                             f'and every share mode {sorted(SHARE_MODES)} '
+                             'shares conv2; use dcn=None')
         if share:
             check_basis_conv_cfg(type(self).__name__, self.conv_cfg)
         for name in share:
@@ -257,7 +258,7 @@ class SharedBasisResLayer(SharedBasisSequential):
 
 
 @MODELS.register_module()
-class SharedBasisResNet(ResNet):
+class SharedBasisResNet(ReturnsSelfOnTrain, ResNet):
     """ResNet with filter bases shared inside each residual group.
 
     The models of "Learning Deeply Shared Filter Bases for Efficient

@@ -34,8 +34,9 @@ from mmdet.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
 from mmdet.models.layers import ResLayer
 from torch import Tensor
 
-from ..layers.tied import check_positive
 from ..registry import MODELS
+from ..utils.validation import check_positive_int
+from .train_mode import ReturnsSelfOnTrain
 
 MIXERS = ('sum', 'cat')
 
@@ -191,7 +192,7 @@ class TiedBottleneck(ResNeXtBottleneck):
         for arg, value in (('splits', splits), ('base_width', base_width),
                            ('entry_blocks', entry_blocks), ('groups',
                                                             groups)):
-            check_positive(name, arg, value)
+            check_positive_int(arg, value, owner=name)
         if splits < 2:
             raise ValueError(f'{name}: splits must be at least 2 (one split '
                              f'is a plain bottleneck), got splits={splits}')
@@ -203,7 +204,7 @@ class TiedBottleneck(ResNeXtBottleneck):
         if dcn is not None:
             raise ValueError(f'{name}: dcn is not supported, got dcn={dcn}')
         for j, blocks in enumerate(split_blocks):
-            check_positive(name, f'split_blocks[{j}]', blocks)
+            check_positive_int(f'split_blocks[{j}]', blocks, owner=name)
             if split_width % (blocks * groups) != 0:
                 raise ValueError(
                     f'{name}: the split width {split_width} (base_width='
@@ -219,7 +220,7 @@ class TiedBottleneck(ResNeXtBottleneck):
 
 
 @MODELS.register_module()
-class TiedResNet(ResNet):
+class TiedResNet(ReturnsSelfOnTrain, ResNet):
     """TiedResNet backbone (Tied Block Convolution, Figure 4a, Table 1).
 
     mmdet's ResNet whose bottlenecks are :class:`TiedBottleneck`. The

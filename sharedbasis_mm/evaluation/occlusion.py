@@ -37,22 +37,34 @@ RLE merges per instance.
 """
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Dict, Iterable, List, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
+
+from ..utils.validation import check_choice, check_number, load_json_file
 
 DEFAULT_BIN_EDGES = tuple(i / 10 for i in range(11))
 OCCLUSION_LEVELS = ('image', 'instance')
 INSTANCE_SHAPES = ('auto', 'box')
 
 
+COCO_ANNOTATION_FILE = 'COCO annotation file'
+
+
 def check_instance_shape(instance_shape: str) -> str:
-    if instance_shape not in INSTANCE_SHAPES:
-        raise ValueError(f'instance_shape must be one of {INSTANCE_SHAPES}, '
-                         f'got instance_shape={instance_shape!r}')
-    return instance_shape
+    """Return ``instance_shape``; raise unless it is 'auto' or 'box'."""
+    return check_choice('instance_shape', instance_shape, INSTANCE_SHAPES)
+
+
+def load_coco_annotations(path: str,
+                          required_keys: Sequence[str] = ('images', )
+                          ) -> dict:
+    """Read a COCO annotation file, with an error naming the file when it
+    is empty, not JSON, a results list or without ``required_keys``."""
+    return load_json_file(path, COCO_ANNOTATION_FILE, required_keys)
 
 
 @dataclass
@@ -106,12 +118,17 @@ def bin_label(low: float, high: float) -> str:
 
 
 def check_bin_edges(bin_edges: Sequence[float]) -> Tuple[float, ...]:
-    """Return the edges as floats, or raise a ValueError unless they are at
-    least two strictly increasing numbers in [0, 1]."""
-    edges = tuple(float(e) for e in bin_edges)
+    """Return the edges as floats, or raise unless they are at least two
+    strictly increasing numbers in [0, 1]."""
+    if isinstance(bin_edges, (str, bytes, dict)) or not isinstance(
+            bin_edges, Iterable):
+        raise TypeError('bin_edges must be a sequence of numbers in [0, 1], '
+                        f'got bin_edges={bin_edges!r}')
+    edges = tuple(
+        check_number(f'bin_edges[{i}]', edge, min_value=0, max_value=1)
+        for i, edge in enumerate(bin_edges))
     increasing = all(a < b for a, b in zip(edges[:-1], edges[1:]))
-    if (len(edges) < 2 or not increasing
-            or not all(0 <= e <= 1 for e in edges)):
+    if len(edges) < 2 or not increasing:
         raise ValueError('bin_edges must be at least two strictly increasing '
                          f'numbers in [0, 1], got bin_edges={bin_edges!r}')
     return edges
@@ -291,9 +308,7 @@ def occlusion_bins(ratios: OcclusionRatios,
         list[OcclusionBin]: One bin per interval, empty ones included.
     """
     edges = check_bin_edges(bin_edges)
-    if level not in OCCLUSION_LEVELS:
-        raise ValueError(f'level must be one of {OCCLUSION_LEVELS}, got '
-                         f'level={level!r}')
+    check_choice('level', level, OCCLUSION_LEVELS)
     bins = [OcclusionBin(low, high) for low, high in zip(edges, edges[1:])]
     for img_id in sorted(ratios.image_instances):
         ann_ids = ratios.image_instances[img_id]
@@ -311,6 +326,26 @@ def occlusion_bins(ratios: OcclusionRatios,
                 bins[k].img_ids.append(img_id)
             bins[k].ann_ids.append(ann_id)
     return bins
+
+
+def count_outside_bins(ratios: OcclusionRatios, bins: Sequence[OcclusionBin],
+                       level: str = 'image') -> Tuple[int, int]:
+    """How many images (``level='image'``) or instances (``'instance'``)
+    with an occlusion value are in none of ``bins`` (outside their edges),
+    and how many have a value.
+
+    Returns:
+        tuple[int, int]: ``(outside, rated)``.
+    """
+    check_choice('level', level, OCCLUSION_LEVELS)
+    if level == 'image':
+        values = ratios.image_ratios.values()
+        binned = sum(len(occ_bin.img_ids) for occ_bin in bins)
+    else:
+        values = ratios.instance_fractions.values()
+        binned = sum(len(occ_bin.ann_ids) for occ_bin in bins)
+    rated = sum(not math.isnan(v) for v in values)
+    return rated - binned, rated
 
 
 def subset_dataset(coco: Union[COCO, dict],

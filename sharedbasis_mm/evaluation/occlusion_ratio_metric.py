@@ -5,7 +5,7 @@ import math
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 from mmdet.datasets import api_wrappers
@@ -17,16 +17,21 @@ from pycocotools.cocoeval import COCOeval
 from terminaltables import AsciiTable
 
 from ..registry import METRICS
-from .occlusion import (DEFAULT_BIN_EDGES, OCCLUSION_LEVELS, OcclusionBin,
-                        OcclusionRatios, check_bin_edges,
-                        check_instance_shape, compute_occlusion,
-                        has_segmentation, occlusion_bins, subset_dataset)
+from ..utils.validation import check_choice, check_json_object
+from .occlusion import (COCO_ANNOTATION_FILE, DEFAULT_BIN_EDGES,
+                        OCCLUSION_LEVELS, OcclusionBin, OcclusionRatios,
+                        check_bin_edges, check_instance_shape,
+                        compute_occlusion, count_outside_bins,
+                        has_segmentation,
+                        load_coco_annotations, occlusion_bins,
+                        subset_dataset)
 
 BIN_IOU_TYPES = ('bbox', 'segm')
-# metric name -> the IoU threshold it reads (None: mean over all)
-BIN_METRIC_ITEMS = (('mAP', None), ('mAP_50', 0.5), ('mAP_75', 0.75))
-# detections per image of COCO's AP (COCOeval's default for stats[0:3])
-BIN_MAX_DETS = 100
+# metric name -> its index in COCOeval.stats, as in CocoMetric
+BIN_METRIC_ITEMS = (('mAP', 0), ('mAP_50', 1), ('mAP_75', 2))
+# the keys a COCO annotation file needs here: CocoMetric reads the
+# categories, the occlusion the images (annotations may be absent)
+COCO_REQUIRED_KEYS = ('images', 'categories')
 
 
 def _coco_from_dict(dataset: dict) -> COCO:
@@ -35,30 +40,6 @@ def _coco_from_dict(dataset: dict) -> COCO:
     coco.dataset = dataset
     coco.createIndex()
     return coco
-
-
-def average_precision(coco_eval: COCOeval,
-                      iou_thr: Optional[float] = None) -> float:
-    """AP of an accumulated COCOeval that evaluated one area range and one
-    detection limit, as ``COCOeval.summarize`` computes it.
-
-    Args:
-        coco_eval (COCOeval): Evaluated and accumulated.
-        iou_thr (float, optional): Read this IoU threshold only; None
-            averages over all of them. Defaults to None.
-
-    Returns:
-        float: The AP; -1 when no category has ground truth, as in
-        ``COCOeval.stats``; NaN when ``iou_thr`` was not evaluated.
-    """
-    precision = coco_eval.eval['precision'][..., 0, 0]
-    if iou_thr is not None:
-        thresholds = np.where(iou_thr == coco_eval.params.iouThrs)[0]
-        if not thresholds.size:
-            return math.nan
-        precision = precision[thresholds]
-    precision = precision[precision > -1]
-    return float(np.mean(precision)) if precision.size else -1.0
 
 
 @METRICS.register_module()
@@ -75,12 +56,16 @@ class OcclusionRatioMetric(CocoMetric):
 
     A bin's AP, AP50 and AP75 are ``COCOeval.stats[0:3]`` of pycocotools'
     COCOeval on the COCO file that :func:`subset_dataset` (and
-    ``tools/occlusion_subsets.py``) writes for the bin: area 'all', at most
-    100 detections per image (COCOeval's default), CocoMetric's categories
-    and IoU thresholds; -1 where no category of the bin has ground truth, as
-    in COCOeval. Only that area range and that limit are evaluated. A bin
-    without images has NaN AP (and a logged warning). Images without a
-    non-crowd instance are in no bin.
+    ``tools/occlusion_subsets.py``) writes for the bin, with CocoMetric's
+    evaluation parameters (categories, IoU thresholds and detections per
+    image, ``proposal_nums``: AP at 100, AP50 and AP75 at
+    ``proposal_nums[2]``, 1000 by default), so a bin holding every image
+    has the overall AP, AP50 and AP75 of CocoMetric; -1 where no category of
+    the bin has ground truth, as in COCOeval. Only the area range 'all' is
+    evaluated. A bin without images has NaN AP (and a logged warning).
+    Images without a non-crowd instance and images (instances at
+    ``occlusion_level='instance'``) outside the bin edges are in no bin,
+    and their number is logged as a warning.
 
     Args:
         bin_edges (Sequence[float]): Increasing edges in [0, 1]; bin ``k``
@@ -106,14 +91,21 @@ class OcclusionRatioMetric(CocoMetric):
                  occlusion_level: str = 'image',
                  instance_shape: str = 'auto',
                  **kwargs) -> None:
-        super().__init__(**kwargs)
         self.instance_shape = check_instance_shape(instance_shape)
         self.bin_edges = check_bin_edges(bin_edges)
-        if occlusion_level not in OCCLUSION_LEVELS:
-            raise ValueError(f'occlusion_level must be one of '
-                             f'{OCCLUSION_LEVELS}, got '
-                             f'occlusion_level={occlusion_level!r}')
-        self.occlusion_level = occlusion_level
+        self.occlusion_level = check_choice('occlusion_level',
+                                            occlusion_level, OCCLUSION_LEVELS)
+        ann_file = kwargs.get('ann_file')
+        try:
+            super().__init__(**kwargs)
+        except (ValueError, TypeError, AssertionError):
+            # pycocotools' message names no file: say what is wrong with it
+            if ann_file is not None and osp.isfile(ann_file):
+                load_coco_annotations(ann_file, COCO_REQUIRED_KEYS)
+            raise
+        if self._coco_api is not None:
+            check_json_object(self._coco_api.dataset, ann_file,
+                              COCO_ANNOTATION_FILE, COCO_REQUIRED_KEYS)
         self._occlusion = None
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
@@ -131,6 +123,7 @@ class OcclusionRatioMetric(CocoMetric):
             with tempfile.TemporaryDirectory() as tmp_dir:
                 self._coco_api = api_wrappers.COCO(
                     self.gt_to_coco_json(gts, osp.join(tmp_dir, 'results')))
+        self._warn_non_finite_scores(preds, logger)
         evaluable = self._evaluable_metrics(preds, logger)
         requested, self.metrics = self.metrics, evaluable
         try:
@@ -148,6 +141,25 @@ class OcclusionRatioMetric(CocoMetric):
         if self.outfile_prefix is not None:
             dump(dict(eval_results), f'{self.outfile_prefix}.occlusion.json')
         return eval_results
+
+    @staticmethod
+    def _warn_non_finite_scores(preds: Sequence[dict],
+                                logger: MMLogger) -> None:
+        """Count the predictions whose score (box or mask score) is NaN or
+        infinite: COCOeval ranks them as it sorts them, NaN below every
+        score, which no result shows."""
+        scores = [
+            np.concatenate([pred[key] for key in ('scores', 'mask_scores')
+                            if key in pred]) for pred in preds
+        ]
+        non_finite = [int(np.count_nonzero(~np.isfinite(s))) for s in scores]
+        if any(non_finite):
+            logger.warning(
+                f'{sum(non_finite)} of {sum(map(len, scores))} prediction '
+                f'scores, in {np.count_nonzero(non_finite)} of {len(preds)} '
+                'images, are not finite (NaN or infinite): COCOeval ranks a '
+                'NaN score below every other score, in the results over all '
+                'images and in the occlusion bins.')
 
     def _evaluable_metrics(self, preds: Sequence[dict],
                            logger: MMLogger) -> List[str]:
@@ -178,11 +190,17 @@ class OcclusionRatioMetric(CocoMetric):
                                                 self.instance_shape)
             ratios = self._occlusion.image_ratios
             fractions = self._occlusion.instance_fractions
-            logger.info(
-                f'Occlusion ratios of {len(ratios)} images and '
-                f'{len(fractions)} instances; '
-                f'{self._occlusion.num_box_instances} instances have no '
-                'segmentation and were rasterized from their box.')
+            if self.instance_shape == 'box':
+                shape = 'each instance taken as its box'
+            elif self._occlusion.num_box_instances:
+                shape = (f'each instance taken as its mask, or as its box '
+                         f'for the {self._occlusion.num_box_instances} '
+                         'without segmentation')
+            else:
+                shape = 'each instance taken as its mask'
+            logger.info(f'Occlusion ratios of {len(ratios)} images and '
+                        f'{len(fractions)} non-crowd instances, {shape} '
+                        f"(instance_shape='{self.instance_shape}').")
             unrated = sum(math.isnan(r) for r in ratios.values())
             if unrated:
                 logger.warning(
@@ -191,11 +209,27 @@ class OcclusionRatioMetric(CocoMetric):
                     'they count in the results over all images but are in '
                     'no occlusion bin.')
             empty = sum(math.isnan(f) for f in fractions.values())
-            if empty:
+            if empty and self.occlusion_level == 'instance':
                 logger.warning(
                     f'{empty} instances have no pixel: they count in the '
                     'results over all images but in no instance-level bin.')
         return self._occlusion
+
+    def _warn_outside_edges(self, bins: List[OcclusionBin],
+                            logger: MMLogger) -> None:
+        """Warn about the images (instances) with a value outside the bin
+        edges, which are in no bin."""
+        outside, rated = count_outside_bins(self._occlusion, bins,
+                                            self.occlusion_level)
+        if outside:
+            what = ('images have an occlusion ratio'
+                    if self.occlusion_level == 'image' else
+                    'instances have an occluded fraction')
+            logger.warning(
+                f'{outside} of {rated} {what} outside the bin edges '
+                f'[{self.bin_edges[0]:g}, {self.bin_edges[-1]:g}]: they '
+                'count in the results over all images but are in no '
+                'occlusion bin.')
 
     def _evaluate_bins(self, predictions: Dict[str, list],
                        logger: MMLogger) -> Dict[str, float]:
@@ -212,6 +246,7 @@ class OcclusionRatioMetric(CocoMetric):
         bins = occlusion_bins(
             self._occlusion_ratios(logger), self.bin_edges,
             self.occlusion_level)
+        self._warn_outside_edges(bins, logger)
         coco_dts = {}
         for iou_type, dets in predictions.items():
             if iou_type == 'segm':
@@ -249,7 +284,8 @@ class OcclusionRatioMetric(CocoMetric):
     def _evaluate_bin(self, occ_bin: OcclusionBin,
                       coco_dts: Dict[str, COCO]) -> List[float]:
         """AP, AP50 and AP75 of one bin for every IoU type of ``coco_dts``
-        (NaN for a bin without images)."""
+        (NaN for a bin without images), evaluated as CocoMetric evaluates
+        all images."""
         if not occ_bin.img_ids:
             return [math.nan] * len(coco_dts) * len(BIN_METRIC_ITEMS)
         values = []
@@ -259,12 +295,16 @@ class OcclusionRatioMetric(CocoMetric):
                 coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
                 coco_eval.params.catIds = self.cat_ids
                 coco_eval.params.imgIds = occ_bin.img_ids
+                coco_eval.params.maxDets = list(self.proposal_nums)
                 coco_eval.params.iouThrs = self.iou_thrs
-                coco_eval.params.maxDets = [BIN_MAX_DETS]
                 coco_eval.params.areaRng = coco_eval.params.areaRng[:1]
                 coco_eval.params.areaRngLbl = coco_eval.params.areaRngLbl[:1]
                 coco_eval.evaluate()
                 coco_eval.accumulate()
-                values += [average_precision(coco_eval, thr)
-                           for _, thr in BIN_METRIC_ITEMS]
+                # stats of the other area ranges are -1, never read
+                coco_eval.summarize()
+                values += [
+                    float(coco_eval.stats[index])
+                    for _, index in BIN_METRIC_ITEMS
+                ]
         return values

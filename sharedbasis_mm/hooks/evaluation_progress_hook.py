@@ -8,6 +8,7 @@ from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader
 
 from ..registry import HOOKS
+from ..utils.validation import check_positive_int
 
 
 @HOOKS.register_module()
@@ -29,10 +30,8 @@ class EvaluationProgressHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, bar_width: int = 50) -> None:
-        if not isinstance(bar_width, int) or bar_width < 1:
-            raise ValueError(f'bar_width must be a positive integer, got '
-                             f'bar_width={bar_width!r}')
-        self.bar_width = bar_width
+        self.bar_width = check_positive_int(
+            'bar_width', bar_width, owner=type(self).__name__)
         self._bar: Optional[ProgressBar] = None
         self._log_interval = 0
 

@@ -1,8 +1,10 @@
 """Gradients flowing into shared filter bases (Learning Deeply Shared Filter Bases, Figure 3)."""
+import contextlib
+import functools
 import logging
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -16,6 +18,9 @@ from torch.utils.hooks import RemovableHandle
 from ..analysis import plot_gradient_flow
 from ..layers import find_shared_bases
 from ..registry import HOOKS
+from ..utils.validation import (check_bool, check_positive_int, check_type,
+                                check_writable_dir)
+from .train_iteration_scope import scope_train_iterations
 
 
 @HOOKS.register_module()
@@ -49,21 +54,30 @@ class GradientFlowHook(Hook):
                  interval: int = 10,
                  out_dir: Optional[str] = None,
                  log_scale: bool = False) -> None:
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'interval must be a positive integer, got '
-                             f'interval={interval!r}')
-        self.interval = interval
+        name = type(self).__name__
+        self.interval = check_positive_int('interval', interval, owner=name)
+        if out_dir is not None:
+            check_type('out_dir', out_dir, (str, os.PathLike), owner=name)
         self.out_dir = out_dir
-        self.log_scale = log_scale
+        self.log_scale = check_bool('log_scale', log_scale, owner=name)
         self._bases: Dict[str, nn.Parameter] = {}
         self._plot_dir = out_dir
-        self._handles: List[RemovableHandle] = []
-        self._recording = False
+        self._unscope: Optional[Callable[[], None]] = None
         self._current: Dict[str, Tuple[float, float]] = {}
         self._records: List[Dict[str, Tuple[float, float]]] = []
 
+    def before_run(self, runner) -> None:
+        """Check that the plots can be written, before anything is run
+        (not at the end of the first epoch, before its checkpoint)."""
+        self._plot_dir = check_writable_dir(
+            'out_dir',
+            self.out_dir or osp.join(runner.log_dir, 'gradient_flow'),
+            owner=type(self).__name__)
+
     def before_train(self, runner) -> None:
-        """Find the bases and watch the steps of their optimizers."""
+        """Find the bases; watch the optimizer steps of the recorded
+        iterations."""
+        self.after_train(runner)  # what a run that raised left
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         self._bases = find_shared_bases(model)
@@ -74,21 +88,28 @@ class GradientFlowHook(Hook):
                 logger='current',
                 level=logging.WARNING)
             return
-        self._plot_dir = self.out_dir or osp.join(runner.log_dir,
-                                                  'gradient_flow')
-        wrappers = runner.optim_wrapper.values() if isinstance(
-            runner.optim_wrapper,
-            OptimWrapperDict) else [runner.optim_wrapper]
-        for wrapper in wrappers:
-            self._handles.append(
-                wrapper.optimizer.register_step_pre_hook(self._record))
+        self._unscope = scope_train_iterations(
+            runner.train_loop, self,
+            functools.partial(self._watching_steps, runner))
 
-    def before_train_iter(self,
-                          runner,
-                          batch_idx: int,
-                          data_batch: DATA_BATCH = None) -> None:
-        self._recording = bool(self._bases) and self.every_n_train_iters(
-            runner, self.interval)
+    @contextlib.contextmanager
+    def _watching_steps(self, runner) -> Iterator[None]:
+        """Record the bases' gradients at the optimizer steps of this
+        iteration if it is one to record; remove the step hooks on exit."""
+        handles: List[RemovableHandle] = []
+        if self.every_n_train_iters(runner, self.interval):
+            wrappers = runner.optim_wrapper.values() if isinstance(
+                runner.optim_wrapper,
+                OptimWrapperDict) else [runner.optim_wrapper]
+            handles = [
+                wrapper.optimizer.register_step_pre_hook(self._record)
+                for wrapper in wrappers
+            ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def after_train_iter(self,
                          runner,
@@ -96,7 +117,6 @@ class GradientFlowHook(Hook):
                          data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
         """Log what the optimizer step of this iteration recorded."""
-        self._recording = False
         if not self._current:
             return
         scalars = {}
@@ -131,15 +151,14 @@ class GradientFlowHook(Hook):
         self._records = []
 
     def after_train(self, runner) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        """Leave the training loop as it was found."""
+        if self._unscope is not None:
+            self._unscope()
+            self._unscope = None
 
     @torch.no_grad()
     def _record(self, optimizer: torch.optim.Optimizer, args: tuple,
                 kwargs: dict) -> None:
-        if not self._recording:
-            return
         for name, basis in self._bases.items():
             grad = basis.grad
             if grad is not None:

@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
-from .tied import check_positive
+from ..utils.validation import check_bool, check_int, check_positive_int
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -39,8 +39,8 @@ def make_filter_basis(in_channels: int, num_elements: int,
         num_elements (int): Number of shared elements n.
         kernel_size (int | tuple[int, int]): Spatial size k of each element.
     """
-    check_positive('make_filter_basis', 'in_channels', in_channels)
-    check_positive('make_filter_basis', 'num_elements', num_elements)
+    check_positive_int('in_channels', in_channels, owner='make_filter_basis')
+    check_positive_int('num_elements', num_elements, owner='make_filter_basis')
     basis = nn.Parameter(
         torch.empty(num_elements, in_channels, *_pair(kernel_size)))
     nn.init.orthogonal_(basis)
@@ -117,18 +117,14 @@ class BasisConv2d(nn.Module):
                  unique_rank: int = 0,
                  shared_basis: Optional[nn.Parameter] = None) -> None:
         super().__init__()
-        rank = out_channels
-        if not isinstance(rank, int) or rank < 1:
-            raise ValueError(f'BasisConv2d: the rank R (out_channels) must be '
-                             f'an integer >= 1, got rank={rank!r}')
-        if not isinstance(unique_rank, int) or not 0 <= unique_rank <= rank:
-            raise ValueError(
-                f'BasisConv2d: unique_rank must be an integer in [0, rank='
-                f'{rank}], got unique_rank={unique_rank!r}')
+        rank = check_positive_int('rank', out_channels, owner='BasisConv2d')
+        check_positive_int('in_channels', in_channels, owner='BasisConv2d')
+        check_int('unique_rank', unique_rank, 0, rank, owner='BasisConv2d')
+        check_bool('bias', bias, owner='BasisConv2d')
         if bias:
             raise ValueError('BasisConv2d: a filter basis has no bias, got '
                              'bias=True; expected bias=False')
-        if groups != 1:
+        if check_int('groups', groups, owner='BasisConv2d') != 1:
             raise ValueError(f'BasisConv2d: a filter basis spans all input '
                              f'channels, got groups={groups}; expected 1')
         kernel_size = _pair(kernel_size)
@@ -344,7 +340,9 @@ class SharedBasisConv2d(nn.Module):
                  norm_cfg: Optional[Dict] = dict(type='BN'),
                  conv_cfg: Optional[Dict] = None) -> None:
         super().__init__()
-        check_positive('SharedBasisConv2d', 'out_channels', out_channels)
+        check_positive_int('out_channels', out_channels,
+                           owner='SharedBasisConv2d')
+        check_bool('bias', bias, owner='SharedBasisConv2d')
         check_basis_conv_cfg('SharedBasisConv2d', conv_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels

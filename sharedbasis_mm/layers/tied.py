@@ -16,6 +16,8 @@ from torch.nn.modules.utils import _pair
 from torch.utils.benchmark import Timer
 
 from ..registry import MODELS
+from ..utils.validation import (check_bool, check_choice, check_divisible,
+                                check_positive_int)
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -23,21 +25,6 @@ TBC_IMPLS = ('auto', 'fold', 'grouped')
 
 # The faster form of each TBC geometry and input layout, timed once.
 FASTEST_TBC_IMPL: Dict[Tuple, str] = {}
-
-
-def check_positive(layer: str, name: str, value: int) -> None:
-    """Raise a ValueError unless ``value`` is a positive integer."""
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f'{layer}: {name} must be a positive integer, '
-                         f'got {name}={value!r}')
-
-
-def check_divisible(layer: str, name: str, value: int, divisor_name: str,
-                    divisor: int) -> None:
-    """Raise a ValueError unless ``value`` is divisible by ``divisor``."""
-    if value % divisor != 0:
-        raise ValueError(f'{layer}: {name}={value} must be divisible by '
-                         f'{divisor_name}={divisor}')
 
 
 @MODELS.register_module('TBC')
@@ -114,16 +101,17 @@ class TiedBlockConv2d(nn.Module):
                  blocks: int = 1,
                  impl: str = 'fold') -> None:
         super().__init__()
+        check_positive_int('groups', groups, owner='TBC')
         name = 'TGC' if groups > 1 else 'TBC'
-        check_positive(name, 'blocks', blocks)
-        check_positive(name, 'groups', groups)
-        if impl not in TBC_IMPLS:
-            raise ValueError(f'{name}: unknown impl={impl!r}; expected one '
-                             f'of {TBC_IMPLS}')
-        check_divisible(name, 'in_channels', in_channels, 'blocks * groups',
-                        blocks * groups)
-        check_divisible(name, 'out_channels', out_channels,
-                        'blocks * groups', blocks * groups)
+        for arg, value in (('in_channels', in_channels),
+                           ('out_channels', out_channels), ('blocks', blocks)):
+            check_positive_int(arg, value, owner=name)
+        check_choice('impl', impl, TBC_IMPLS, owner=name)
+        check_bool('bias', bias, owner=name)
+        for arg, value in (('in_channels', in_channels),
+                           ('out_channels', out_channels)):
+            check_divisible(arg, value, 'blocks * groups', blocks * groups,
+                            owner=name)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.blocks = blocks
@@ -160,8 +148,11 @@ class TiedBlockConv2d(nn.Module):
         return self.conv.stride
 
     @property
-    def padding(self) -> Tuple[int, int]:
-        return _pair(self.conv.padding)
+    def padding(self) -> Union[Tuple[int, int], str]:
+        """``(pad_h, pad_w)``, or the string given (``'same'``,
+        ``'valid'``)."""
+        padding = self.conv.padding
+        return padding if isinstance(padding, str) else _pair(padding)
 
     @property
     def dilation(self) -> Tuple[int, int]:
@@ -261,10 +252,13 @@ class TiedLinear(nn.Module):
                  bias: bool = True,
                  blocks: int = 1) -> None:
         super().__init__()
-        check_positive('TFC', 'blocks', blocks)
-        check_divisible('TFC', 'in_features', in_features, 'blocks', blocks)
-        check_divisible('TFC', 'out_features', out_features, 'blocks',
-                        blocks)
+        for arg, value in (('in_features', in_features),
+                           ('out_features', out_features), ('blocks', blocks)):
+            check_positive_int(arg, value, owner='TFC')
+        check_bool('bias', bias, owner='TFC')
+        for arg, value in (('in_features', in_features),
+                           ('out_features', out_features)):
+            check_divisible(arg, value, 'blocks', blocks, owner='TFC')
         self.in_features = in_features
         self.out_features = out_features
         self.blocks = blocks

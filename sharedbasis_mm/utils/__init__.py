@@ -1,6 +1,10 @@
-from .checkpoint import classifier_to_backbone
+from .checkpoint import (classifier_to_backbone, load_checkpoint_file,
+                         load_model_checkpoint,
+                         register_runner_checkpoint_globals)
 from .openmmlab_tools import openmmlab_tool_path, run_openmmlab_tool
 
 __all__ = [
-    'classifier_to_backbone', 'openmmlab_tool_path', 'run_openmmlab_tool'
+    'classifier_to_backbone', 'load_checkpoint_file', 'load_model_checkpoint',
+    'register_runner_checkpoint_globals', 'openmmlab_tool_path',
+    'run_openmmlab_tool'
 ]

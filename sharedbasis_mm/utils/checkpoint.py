@@ -1,10 +1,128 @@
-"""Turn an mmpretrain classifier checkpoint into a backbone checkpoint."""
+"""Loading checkpoints: mmengine Runner checkpoints under torch's
+``weights_only`` default, files named in every error, and the conversion of
+a classifier checkpoint into a backbone checkpoint."""
+import pickle
+import re
+import zipfile
 from collections import OrderedDict
-from typing import Dict
+from typing import Callable, Dict
 
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.logging import HistoryBuffer
+from mmengine.runner import load_state_dict
 from torch import Tensor
 
+from .validation import check_file
+
 CLASSIFIER_PREFIXES = ('backbone', 'neck', 'head', 'data_preprocessor')
+
+# The statistics methods of mmengine's HistoryBuffer, which its pickles hold
+# (``HistoryBuffer.__getstate__``), each as ``getattr(HistoryBuffer, name)``.
+HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def history_buffer_method(obj: type, name: str) -> Callable:
+    """``getattr`` as the pickles of mmengine's HistoryBuffer use it, and for
+    nothing else: ``getattr(HistoryBuffer, name)`` of a statistics method.
+
+    Raises:
+        pickle.UnpicklingError: for any other object or attribute.
+    """
+    if obj is not HistoryBuffer or name not in HISTORY_BUFFER_METHODS:
+        raise pickle.UnpicklingError(
+            'a checkpoint may call getattr only as mmengine\'s HistoryBuffer '
+            f'is pickled, getattr(HistoryBuffer, one of '
+            f'{HISTORY_BUFFER_METHODS}); got getattr({obj!r}, {name!r})')
+    return getattr(obj, name)
+
+
+# What an mmengine Runner pickles into a checkpoint besides tensors and
+# plain containers (found with
+# ``torch.serialization.get_unsafe_globals_in_checkpoint`` on the
+# checkpoints of epoch- and iteration-based runs, checked by
+# tests/test_checkpoint_loading.py): the message hub's HistoryBuffer of each
+# logged scalar, with its statistics methods (``getattr``, allowed for them
+# only) and numpy arrays inside (float64 values, int64 counts), and numpy
+# scalars (``eta``). Each is needed (the test leaves each out in turn).
+RUNNER_CHECKPOINT_GLOBALS = [
+    HistoryBuffer,
+    (history_buffer_method, 'builtins.getattr'),
+    np.ndarray,
+    np.dtype,
+    np.dtypes.Float64DType,
+    np.dtypes.Int64DType,
+    np._core.multiarray._reconstruct,
+    np._core.multiarray.scalar,
+]
+
+
+def register_runner_checkpoint_globals() -> None:
+    """Let ``torch.load(..., weights_only=True)``, torch's default, load the
+    checkpoints an mmengine Runner writes.
+
+    Registers :data:`RUNNER_CHECKPOINT_GLOBALS`, and nothing else, with
+    ``torch.serialization.add_safe_globals``; the ``getattr`` they need is
+    :func:`history_buffer_method`, which gives HistoryBuffer's statistics
+    methods and refuses anything else. Importing ``sharedbasis_mm``
+    (a config's ``custom_imports``) calls it, so mmdet's and mmpretrain's
+    tools and inferencers load such checkpoints with torch's default.
+    """
+    torch.serialization.add_safe_globals(RUNNER_CHECKPOINT_GLOBALS)
+
+
+def load_checkpoint_file(path: str) -> dict:
+    """Load a checkpoint file on the CPU, as ``torch.load`` does by default
+    (``weights_only=True``).
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, PermissionError: ``path`` is
+            no readable file.
+        ValueError: the file is not a checkpoint (truncated, random bytes,
+            not written by ``torch.save``), holds objects that
+            ``weights_only`` refuses, or holds no dict; the message names
+            the file.
+    """
+    check_file(path, 'checkpoint')
+    try:
+        checkpoint = torch.load(path, map_location='cpu')
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError,
+            zipfile.BadZipFile) as error:
+        reason = str(error).strip().splitlines()[0] if str(error) else ''
+        raise ValueError(
+            f'the checkpoint {path!r} cannot be loaded '
+            f'({type(error).__name__}: {reason}); expected a file written by '
+            'torch.save, such as the checkpoint of an mmengine Runner '
+            '(a truncated copy or another kind of file gives this '
+            'error)') from error
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f'the checkpoint {path!r} holds a '
+                         f'{type(checkpoint).__name__}; expected a dict (a '
+                         'state_dict, or a checkpoint with a state_dict)')
+    return checkpoint
+
+
+def load_model_checkpoint(model: nn.Module,
+                          path: str,
+                          strict: bool = True) -> dict:
+    """Load the ``state_dict`` of the checkpoint file ``path`` into
+    ``model``, as mmengine's ``load_checkpoint`` does (a ``module.``
+    prefix is dropped), with errors naming the file.
+
+    Returns:
+        dict: The checkpoint.
+    """
+    checkpoint = load_checkpoint_file(path)
+    state_dict = checkpoint.get('state_dict', checkpoint)
+    state_dict = OrderedDict((re.sub(r'^module\.', '', key), value)
+                             for key, value in state_dict.items())
+    try:
+        load_state_dict(model, state_dict, strict=strict)
+    except RuntimeError as error:
+        raise RuntimeError(f'the checkpoint {path!r} does not fit the '
+                           f'model: {error}') from None
+    return checkpoint
 
 
 def classifier_to_backbone(state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:

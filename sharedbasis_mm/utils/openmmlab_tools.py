@@ -1,6 +1,5 @@
 """Run mmdet's or mmpretrain's own command-line tools on our configs."""
 import importlib
-import os
 import os.path as osp
 import runpy
 import sys
@@ -38,8 +37,4 @@ def run_openmmlab_tool(tool: str) -> None:
     if not osp.isfile(config):
         raise SystemExit(f'{tool}.py: no config file at {config}')
     scope = Config.fromfile(config).get('default_scope', 'mmdet')
-    # mmengine 0.10's checkpoints pickle its own objects (HistoryBuffer,
-    # ...), which torch >= 2.6 refuses by default in ``torch.load``: without
-    # this, ``--resume`` fails on every checkpoint these tools write.
-    os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
     runpy.run_path(openmmlab_tool_path(scope, tool), run_name='__main__')
