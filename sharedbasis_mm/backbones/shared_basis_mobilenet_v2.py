@@ -7,12 +7,22 @@ from mmpretrain.models.backbones import MobileNetV2
 
 from ..attention import ECALayer
 from ..deploy import fuse_model
-from ..layers import BasisConv2d, FilterBasis
+from ..layers import (BasisConv2d, SharedBasisSequential,
+                      check_basis_conv_cfg)
 from ..registry import MODELS
 
-# Positions, in an inverted residual's ``conv`` sequence, of the shared
-# convolutions: the 1 x 1 expansion (0) and the 1 x 1 projection (2).
-SHARE_MODES = {'expand': (0, ), 'expand_project': (0, 2)}
+# The shared convolutions, by the names of their bases in the stage, and
+# their positions in an inverted residual's ``conv`` sequence: the 1 x 1
+# expansion (0) and the 1 x 1 projection (2).
+SHARE_MODES = {
+    'expand': {
+        'shared_basis_expand': 0
+    },
+    'expand_project': {
+        'shared_basis_expand': 0,
+        'shared_basis_project': 2
+    },
+}
 # The authors' ECA kernel sizes: 1 for the sharing blocks of under 96
 # channels, 3 from 96 on.
 ECA_WIDE_CHANNELS = 96
@@ -28,7 +38,9 @@ class SharedBasisMobileNetV2(MobileNetV2):
     channels): the 1 x 1 expansion (``share='expand'``, MobileNetV2-Shared)
     or the expansion and the 1 x 1 projection (``share='expand_project'``,
     MobileNetV2-Shared‡). The first block of each stage, the depthwise
-    convolutions and every BatchNorm stay unshared.
+    convolutions and every BatchNorm stay unshared. Each stage owns its
+    bases: state-dict keys ``layer<i>.shared_basis_expand`` and
+    ``layer<i>.shared_basis_project``.
 
     Three options build the authors' structure where it differs from
     mmpretrain's MobileNetV2 (their released models use all three; the two
@@ -67,6 +79,7 @@ class SharedBasisMobileNetV2(MobileNetV2):
             raise ValueError(f'SharedBasisMobileNetV2: unknown share='
                              f'{share!r}; expected one of '
                              f'{sorted(SHARE_MODES)}')
+        check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
         self.share = share
         self.always_expand = always_expand
         self.block_act_cfg = block_act_cfg
@@ -104,11 +117,14 @@ class SharedBasisMobileNetV2(MobileNetV2):
             kernel_size = 1 if out_channels < ECA_WIDE_CHANNELS else 3
             for block in repeated:
                 block.conv.append(ECALayer(kernel_size))
-        bases: Dict[int, FilterBasis] = {}
+        first: Dict[str, BasisConv2d] = {}
         for block in repeated:
-            for index in SHARE_MODES[self.share]:
+            for name, index in SHARE_MODES[self.share].items():
                 conv_module = block.conv[index]
-                conv_module.conv = BasisConv2d.like(conv_module.conv,
-                                                    bases.get(index))
-                bases[index] = conv_module.conv.shared_basis
-        return layer
+                basis = first[name].shared_basis if name in first else None
+                conv_module.conv = BasisConv2d.like(conv_module.conv, basis)
+                first.setdefault(name, conv_module.conv)
+        group = SharedBasisSequential(*layer)
+        for name, conv in first.items():
+            group.own_basis(name, conv)
+        return group

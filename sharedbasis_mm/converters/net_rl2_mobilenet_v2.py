@@ -39,7 +39,7 @@ def _sharing_stage_bases(layer: nn.Sequential, prefix: str,
         copies = (f'{top}.weight', ) + tuple(
             f'{prefix}.{j}.shared_basis{k}.weight'
             for j in range(1, len(layer)))
-        yield Entry(block.conv[position].conv.shared_basis.weight, (copies, ))
+        yield Entry(block.conv[position].conv.shared_basis, (copies, ))
 
 
 @register_net_rl2_mapping('SharedBasisMobileNetV2', head='classifier.1')
