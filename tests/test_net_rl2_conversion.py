@@ -163,6 +163,25 @@ def test_tool_writes_the_backbone_the_detection_config_loads(
     backbone.load_state_dict(written, strict=True)
 
 
+@pytest.mark.parametrize('detector', [
+    f'{family}_{backbone}_fpn_4xb2-1x_coco'
+    for family in ('faster-rcnn', 'mask-rcnn', 'retinanet')
+    for backbone in ('r50-shared', 'r50-shared2', 'r101-shared')
+])
+def test_detection_configs_load_the_converted_backbone_by_name(detector):
+    """``--backbone`` with DST ``work_dirs/backbones/<config name>.pth``
+    writes what the detection config loads, for every shared-basis one."""
+    cfg = Config.fromfile(
+        config_path(f'detection/shared_basis/{detector}'))
+    checkpoint = cfg.model.backbone.init_cfg.checkpoint
+    assert osp.dirname(checkpoint) == 'work_dirs/backbones'
+    classification = osp.join(CONFIGS, 'shared_basis',
+                              osp.basename(checkpoint)[:-len('.pth')] + '.py')
+    backbone = Config.fromfile(classification).model.backbone
+    for key in ('type', 'depth', 'share'):
+        assert backbone[key] == cfg.model.backbone[key], key
+
+
 def test_classifier_checkpoint_loads_with_mmengine(tmp_path):
     name = 'cifar10_resnet32_double_s16u1'
     config = 'shared_basis/resnet32-s16u1-double_1xb128_cifar10'
