@@ -13,9 +13,12 @@ the paper's models, and the blocks after it share filter bases:
 - Bottleneck ResNets (depth 50, 101, 152): the convolutions named by
   ``share`` are :class:`BasisConv2d` layers whose whole weight is shared by
   the group; the block's own BN and next convolution act as the unshared
-  coefficients. ``'conv2'`` is ResNet50-Shared, ``'conv1_conv2'``
-  ResNet50-Shared‡ and ``'all'`` ResNet50-Shared-All. BatchNorm is never
-  shared.
+  coefficients. ``'conv2'`` is ResNet50-Shared, ``'conv2_conv3'``
+  ResNet50-Shared‡ as the authors' code builds it (``ResNet50_Shared``,
+  whose released weights and the paper's ‡ results come from it) and
+  ``'all'`` ResNet50-Shared-All. ``'conv1_conv2'`` is the reading of the
+  paper's sentence on Shared‡ ("the first two convolutions"), with the same
+  parameter count. BatchNorm is never shared.
 
 Each group (:class:`SharedBasisResLayer`) owns its bases: one Parameter and
 one state-dict key each, ``layer<i>.shared_basis`` (BasicBlock,
@@ -39,6 +42,7 @@ from .train_mode import ReturnsSelfOnTrain
 SHARE_MODES = {
     'conv2': ('conv2', ),
     'conv1_conv2': ('conv1', 'conv2'),
+    'conv2_conv3': ('conv2', 'conv3'),
     'all': ('conv1', 'conv2', 'conv3'),
 }
 
@@ -287,8 +291,9 @@ class SharedBasisResNet(ReturnsSelfOnTrain, ResNet):
             ``requires_grad=False`` reach it), another norm config, or None
             for the ablation without it. Defaults to ``'norm_cfg'``.
         share (str): Bottleneck depths: ``'conv2'`` (Shared),
-            ``'conv1_conv2'`` (Shared‡) or ``'all'`` (Shared-All).
-            Defaults to ``'conv2'``.
+            ``'conv2_conv3'`` (Shared‡ of the authors' code),
+            ``'conv1_conv2'`` (Shared‡ as the paper's sentence reads) or
+            ``'all'`` (Shared-All). Defaults to ``'conv2'``.
         shortcut_type (str): ``'conv'`` or ``'pad'`` downsampling shortcuts.
             Defaults to ``'conv'``.
         deploy (bool): Build the inference structure of

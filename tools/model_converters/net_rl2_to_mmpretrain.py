@@ -1,0 +1,44 @@
+"""Convert a checkpoint of the authors' code of Learning Deeply Shared Filter
+Bases (github.com/ssregibility/Net_RL2) into an mmpretrain checkpoint.
+
+Usage:
+    python tools/model_converters/net_rl2_to_mmpretrain.py SRC DST \\
+        --config configs/shared_basis/resnet50-shared_8xb32_in1k.py \\
+        [--backbone]
+
+SRC is their file (a state dict or their ``{'net_state_dict': ...}``, with or
+without DataParallel's ``module.`` prefix). DST loads with ``strict=True``
+into the classifier of CONFIG; with ``--backbone`` it holds the backbone
+weights only, which the detection configs load from
+``work_dirs/backbones/<classification config name>.pth``.
+"""
+import argparse
+
+from sharedbasis_mm.converters import (NetRL2ConversionError,
+                                       convert_net_rl2_checkpoint)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('src', help='checkpoint of the authors\' code')
+    parser.add_argument('dst', help='mmpretrain checkpoint to write')
+    parser.add_argument(
+        '--config',
+        required=True,
+        help='classification config of the model the checkpoint is for')
+    parser.add_argument(
+        '--backbone',
+        action='store_true',
+        help='write the backbone weights only (for a detection config\'s '
+        'init_cfg)')
+    args = parser.parse_args()
+    try:
+        state_dict = convert_net_rl2_checkpoint(
+            args.src, args.dst, args.config, backbone_only=args.backbone)
+    except NetRL2ConversionError as error:
+        raise SystemExit(f'{args.src}: {error}')
+    print(f'{len(state_dict)} tensors written to {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
