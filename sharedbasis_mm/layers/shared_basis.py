@@ -18,7 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
-from .tied import check_positive
+from .tied import check_divisible, check_positive
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -32,22 +32,39 @@ class FilterBasis(nn.Module):
     ``state_dict`` round trip (each user's key loads into the same tensor).
     The elements are orthogonally initialised.
 
+    With ``groups > 1`` the basis is that of a grouped convolution (the
+    ResNeXts): element ``r`` sees the ``in_channels / groups`` channels of
+    group ``r // (num_elements / groups)``, and ``weight`` is
+    ``(n, in_channels / groups, k, k)``.
+
     Args:
         in_channels (int): Input channels S of each element.
         num_elements (int): Number of shared elements n.
         kernel_size (int | tuple[int, int]): Spatial size k of each element.
+        groups (int): Groups of the convolution with the basis.
+            Defaults to 1.
     """
 
-    def __init__(self, in_channels: int, num_elements: int,
-                 kernel_size: _IntPair) -> None:
+    def __init__(self,
+                 in_channels: int,
+                 num_elements: int,
+                 kernel_size: _IntPair,
+                 groups: int = 1) -> None:
         super().__init__()
         check_positive('FilterBasis', 'in_channels', in_channels)
         check_positive('FilterBasis', 'num_elements', num_elements)
+        check_positive('FilterBasis', 'groups', groups)
+        check_divisible('FilterBasis', 'in_channels', in_channels, 'groups',
+                        groups)
+        check_divisible('FilterBasis', 'num_elements', num_elements,
+                        'groups', groups)
         self.in_channels = in_channels
         self.num_elements = num_elements
         self.kernel_size = _pair(kernel_size)
+        self.groups = groups
         self.weight = nn.Parameter(
-            torch.empty(num_elements, in_channels, *self.kernel_size))
+            torch.empty(num_elements, in_channels // groups,
+                        *self.kernel_size))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -56,7 +73,7 @@ class FilterBasis(nn.Module):
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, '
                 f'num_elements={self.num_elements}, '
-                f'kernel_size={self.kernel_size}')
+                f'kernel_size={self.kernel_size}, groups={self.groups}')
 
 
 @MODELS.register_module('BasisConv')
@@ -70,6 +87,11 @@ class BasisConv2d(nn.Module):
     ``unique_rank=0`` this is a plain convolution whose whole weight is
     shared, as the shared 3 x 3 convolutions of ResNet50-Shared.
 
+    A grouped basis (ResNeXt50-S64U4) convolves the shared elements with the
+    basis's ``groups`` and the unique ones with ``unique_groups``; the two
+    convolutions run separately and their responses are concatenated, shared
+    first.
+
     Registered as the conv layer ``BasisConv`` (``out_channels`` is R).
 
     Args:
@@ -79,8 +101,8 @@ class BasisConv2d(nn.Module):
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
         dilation (int | tuple[int, int]): Dilation. Defaults to 1.
-        groups (int): Must be 1. Accepted for the interface of
-            ``build_conv_layer``. Defaults to 1.
+        groups (int): Groups of the convolution with the shared elements
+            (those of ``shared_basis``). Defaults to 1.
         bias (bool): Must be False: a basis has no bias. Accepted for the
             interface of ``build_conv_layer``. Defaults to False.
         unique_rank (int): Elements unique to this layer, R - n.
@@ -88,6 +110,8 @@ class BasisConv2d(nn.Module):
         shared_basis (FilterBasis, optional): The n = R - unique_rank shared
             elements. If None, the layer creates them itself; other layers
             can then share ``layer.shared_basis``. Defaults to None.
+        unique_groups (int, optional): Groups of the convolution with the
+            unique elements; None for ``groups``. Defaults to None.
     """
 
     def __init__(self,
@@ -100,7 +124,8 @@ class BasisConv2d(nn.Module):
                  groups: int = 1,
                  bias: bool = False,
                  unique_rank: int = 0,
-                 shared_basis: Optional[FilterBasis] = None) -> None:
+                 shared_basis: Optional[FilterBasis] = None,
+                 unique_groups: Optional[int] = None) -> None:
         super().__init__()
         rank = out_channels
         if not isinstance(rank, int) or rank < 1:
@@ -113,31 +138,38 @@ class BasisConv2d(nn.Module):
         if bias:
             raise ValueError('BasisConv2d: a filter basis has no bias, got '
                              'bias=True; expected bias=False')
-        if groups != 1:
-            raise ValueError(f'BasisConv2d: a filter basis spans all input '
-                             f'channels, got groups={groups}; expected 1')
+        unique_groups = groups if unique_groups is None else unique_groups
+        check_positive('BasisConv2d', 'unique_groups', unique_groups)
+        if unique_rank > 0:
+            check_divisible('BasisConv2d', 'in_channels', in_channels,
+                            'unique_groups', unique_groups)
+            check_divisible('BasisConv2d', 'unique_rank', unique_rank,
+                            'unique_groups', unique_groups)
         kernel_size = _pair(kernel_size)
         num_shared = rank - unique_rank
         if shared_basis is None and num_shared > 0:
-            shared_basis = FilterBasis(in_channels, num_shared, kernel_size)
+            shared_basis = FilterBasis(in_channels, num_shared, kernel_size,
+                                       groups)
         elif shared_basis is not None:
             self._check_shared_basis(shared_basis, in_channels, num_shared,
-                                     kernel_size)
+                                     kernel_size, groups)
         self.in_channels = in_channels
         self.out_channels = rank
         self.kernel_size = kernel_size
         self.stride = _pair(stride)
         self.padding = _pair(padding)
         self.dilation = _pair(dilation)
-        # The attributes mmcv's ConvModule exports from its conv.
-        self.groups = 1
+        # groups is also one of the attributes mmcv's ConvModule exports.
+        self.groups = groups
+        self.unique_groups = unique_groups
         self.transposed = False
         self.output_padding = (0, 0)
         self.unique_rank = unique_rank
         self.shared_basis = shared_basis
         if unique_rank > 0:
             self.unique_weight = nn.Parameter(
-                torch.empty(unique_rank, in_channels, *kernel_size))
+                torch.empty(unique_rank, in_channels // unique_groups,
+                            *kernel_size))
             nn.init.orthogonal_(self.unique_weight)
         else:
             self.register_parameter('unique_weight', None)
@@ -155,8 +187,8 @@ class BasisConv2d(nn.Module):
 
     @staticmethod
     def _check_shared_basis(basis: FilterBasis, in_channels: int,
-                            num_shared: int, kernel_size: Tuple[int,
-                                                                int]) -> None:
+                            num_shared: int, kernel_size: Tuple[int, int],
+                            groups: int) -> None:
         if not isinstance(basis, FilterBasis):
             raise TypeError(f'BasisConv2d: shared_basis must be a '
                             f'FilterBasis, got {type(basis).__name__}')
@@ -174,6 +206,10 @@ class BasisConv2d(nn.Module):
                 f'BasisConv2d: rank - unique_rank={num_shared} shared '
                 f'elements expected, but the shared basis has '
                 f'num_elements={basis.num_elements}')
+        if basis.groups != groups:
+            raise ValueError(
+                f'BasisConv2d: groups={groups} differs from the shared '
+                f'basis, whose groups is {basis.groups}')
 
     @classmethod
     def like(cls,
@@ -184,11 +220,9 @@ class BasisConv2d(nn.Module):
         Its whole weight is shared: ``shared_basis`` if given, else a new
         :class:`FilterBasis` that other layers can share.
         """
-        if conv.groups != 1 or conv.bias is not None:
-            raise ValueError(
-                f'only a convolution without groups and bias can become a '
-                f'basis, got groups={conv.groups}, '
-                f'bias={conv.bias is not None}')
+        if conv.bias is not None:
+            raise ValueError('only a convolution without bias can become a '
+                             'basis, got bias=True')
         return cls(
             conv.in_channels,
             conv.out_channels,
@@ -196,20 +230,37 @@ class BasisConv2d(nn.Module):
             stride=conv.stride,
             padding=conv.padding,
             dilation=conv.dilation,
+            groups=conv.groups,
             shared_basis=shared_basis).to(conv.weight.device)
 
     @property
     def weight(self) -> Tensor:
-        """The R basis elements, shared first: ``(R, S, k, k)``."""
-        if self.shared_basis is None:
-            return self.unique_weight
-        if self.unique_weight is None:
-            return self.shared_basis.weight
-        return torch.cat([self.shared_basis.weight, self.unique_weight])
+        """The R basis elements, shared first: ``(R, S, k, k)``.
+
+        A grouped part is spread over all S input channels, zero outside its
+        group, so this is the weight of one ungrouped convolution that
+        computes the layer.
+        """
+        parts = []
+        if self.shared_basis is not None:
+            parts.append(_ungrouped(self.shared_basis.weight, self.groups))
+        if self.unique_weight is not None:
+            parts.append(_ungrouped(self.unique_weight, self.unique_groups))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, None, self.stride, self.padding,
-                        self.dilation)
+        if self.groups == self.unique_groups == 1:
+            return F.conv2d(x, self.weight, None, self.stride, self.padding,
+                            self.dilation)
+        parts = []
+        if self.shared_basis is not None:
+            parts.append((self.shared_basis.weight, self.groups))
+        if self.unique_weight is not None:
+            parts.append((self.unique_weight, self.unique_groups))
+        return torch.cat([
+            F.conv2d(x, weight, None, self.stride, self.padding,
+                     self.dilation, groups) for weight, groups in parts
+        ], 1)
 
     def fuse(self) -> nn.Conv2d:
         """A plain ``nn.Conv2d`` holding a copy of the basis."""
@@ -226,10 +277,27 @@ class BasisConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         num_shared = self.out_channels - self.unique_rank
+        groups = ('' if self.groups == self.unique_groups == 1 else
+                  f', groups={self.groups}, unique_groups='
+                  f'{self.unique_groups}')
         return (f'{self.in_channels}, rank={self.out_channels} '
                 f'(shared={num_shared}, unique={self.unique_rank}), '
                 f'kernel_size={self.kernel_size}, stride={self.stride}, '
-                f'padding={self.padding}, dilation={self.dilation}')
+                f'padding={self.padding}, dilation={self.dilation}{groups}')
+
+
+def _ungrouped(weight: Tensor, groups: int) -> Tensor:
+    """The ``(R, S, k, k)`` weight of one ungrouped convolution equal to
+    the convolution with ``weight`` ``(R, S / groups, k, k)`` and
+    ``groups``."""
+    if groups == 1:
+        return weight
+    out_per_group = weight.shape[0] // groups
+    return torch.cat([
+        F.pad(weight[g * out_per_group:(g + 1) * out_per_group],
+              (0, 0, 0, 0, g * weight.shape[1],
+               (groups - 1 - g) * weight.shape[1])) for g in range(groups)
+    ])
 
 
 @MODELS.register_module('SharedBasisConv')
@@ -252,7 +320,7 @@ class SharedBasisConv2d(nn.Module):
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
         dilation (int | tuple[int, int]): Dilation. Defaults to 1.
-        groups (int): Must be 1. Defaults to 1.
+        groups (int): Groups of the basis convolution. Defaults to 1.
         bias (bool): Whether the coefficients have a bias. Defaults to False.
         rank (int): The rank R of the basis. Required.
         unique_rank (int): Elements unique to this layer. Defaults to 0.
