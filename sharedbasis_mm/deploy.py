@@ -7,7 +7,7 @@ import torch.nn as nn
 from mmcv.cnn import ConvModule, fuse_conv_bn
 from torch import Tensor
 
-from .layers import BasisConv2d, FilterBasis, SharedBasisConv2d
+from .layers import BasisConv2d, SharedBasisConv2d, find_shared_bases
 
 
 def fuse_shared_basis(model: nn.Module) -> nn.Module:
@@ -15,19 +15,27 @@ def fuse_shared_basis(model: nn.Module) -> nn.Module:
 
     Each :class:`SharedBasisConv2d` (basis -> BN -> coefficients) becomes one
     ``nn.Conv2d`` with bias, and each bare :class:`BasisConv2d` a
-    ``nn.Conv2d`` holding its basis; a :class:`FilterBasis` that a module
-    holds itself, which no layer uses any more, is removed. The fused model
-    computes what the original computes in eval mode and holds no shared
-    parameter. The model is changed in place and returned.
+    ``nn.Conv2d`` holding its basis; the shared bases, which no layer uses
+    any more, are unregistered from the modules owning them (the residual
+    groups). The fused model computes what the original computes in eval
+    mode and holds no shared parameter. The model is changed in place and
+    returned.
     """
+    bases = {id(basis) for basis in find_shared_bases(model).values()}
+    _replace_shared_basis_layers(model)
+    for module in model.modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            if id(param) in bases:
+                delattr(module, name)
+    return model
+
+
+def _replace_shared_basis_layers(model: nn.Module) -> None:
     for name, child in list(model.named_children()):
         if isinstance(child, (SharedBasisConv2d, BasisConv2d)):
             setattr(model, name, child.fuse())
-        elif isinstance(child, FilterBasis):
-            delattr(model, name)
         else:
-            fuse_shared_basis(child)
-    return model
+            _replace_shared_basis_layers(child)
 
 
 def check_conv_bn_order(model: nn.Module) -> None:

@@ -40,7 +40,7 @@ def basis_hash(model) -> str:
     digest = hashlib.sha256()
     for name, basis in sorted(find_shared_bases(model).items()):
         digest.update(name.encode())
-        digest.update(basis.weight.detach().numpy().tobytes())
+        digest.update(basis.detach().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -49,8 +49,8 @@ def is_tied(model) -> bool:
     blocks = [m for m in model.modules() if isinstance(m, SharedBasisConv2d)]
     return len(blocks) == 3 and all(
         block.shared_basis is basis
-        and block.basis.shared_basis.weight.data_ptr() ==
-        basis.weight.data_ptr() for block in blocks)
+        and block.basis.shared_basis.data_ptr() ==
+        basis.data_ptr() for block in blocks)
 
 
 def train(out_dir: str, **kwargs):

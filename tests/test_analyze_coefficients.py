@@ -127,7 +127,7 @@ def test_tool_on_a_shared_basis_resnet_config(tmp_path):
     summary = load_tool('analyze_coefficients').main(
         [config, checkpoint, '--out-dir', str(tmp_path / 'out')])
     assert list(summary) == [
-        f'backbone.layer{i}.1.conv1.basis.shared_basis' for i in (1, 2, 3)
+        f'backbone.layer{i}.shared_basis' for i in (1, 2, 3)
     ]
     assert [group['num_vectors'] for group in summary.values()] == [
         16 * 16, 16 * 32, 16 * 64

@@ -16,7 +16,8 @@ from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
                                       SharedBasisResNetCifar)
 from sharedbasis_mm.deploy import (export_onnx, flatten_tensors, fuse_model,
                                    max_abs_difference, run_onnx)
-from sharedbasis_mm.layers import BasisConv2d, FilterBasis, SharedBasisConv2d
+from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
+                                   find_shared_bases)
 from tool_loading import load_tool
 
 # Every shared-basis backbone, tiny: (class, arguments).
@@ -91,8 +92,10 @@ def test_fused_and_deployed_backbones_match_unfused(name):
     assert max(e.abs().max() for e in expected) > 0.1
     fused = fuse_model(copy.deepcopy(model))
     assert not any(
-        isinstance(m, (BasisConv2d, SharedBasisConv2d, FilterBasis,
-                       _BatchNorm)) for m in fused.modules())
+        isinstance(m, (BasisConv2d, SharedBasisConv2d, _BatchNorm))
+        for m in fused.modules())
+    assert not find_shared_bases(fused)
+    assert not [k for k in fused.state_dict() if 'basis' in k]
     # Every BatchNorm folded into the conv before it, as a bias.
     assert all(m.bias is not None
                for m in fused.modules() if isinstance(m, nn.Conv2d))

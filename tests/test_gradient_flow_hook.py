@@ -62,7 +62,7 @@ def test_records_logs_and_plots_each_epoch(tmp_path):
     bases = [model.blocks[0].shared_basis, model.blocks[2].shared_basis]
     grads = {name: [] for name in BASES}
     for name, basis in zip(BASES, bases):
-        basis.weight.register_hook(
+        basis.register_hook(
             lambda grad, name=name: grads[name].append(grad.abs()))
     runner.train()
 
@@ -103,7 +103,7 @@ def test_accumulation_records_only_optimizer_steps(tmp_path):
         optim_wrapper=dict(
             optimizer=dict(type='SGD', lr=0.1), accumulative_counts=2))
     grads = []
-    model.blocks[0].shared_basis.weight.register_hook(grads.append)
+    model.blocks[0].shared_basis.register_hook(grads.append)
     runner.train()
     logged = logged_scalars(runner)[f'grad_flow/{BASES[0]}/max']
     assert [step for step, _ in logged] == [2, 4]
@@ -130,7 +130,7 @@ def test_amp_records_unscaled_gradients(tmp_path, monkeypatch):
         max_iters=2,
         optim_wrapper=optim_wrapper)
     grads = []
-    model.blocks[0].shared_basis.weight.register_hook(grads.append)
+    model.blocks[0].shared_basis.register_hook(grads.append)
     runner.train()
     logged = logged_scalars(runner)[f'grad_flow/{BASES[0]}/mean']
     assert [step for step, _ in logged] == [1, 2]

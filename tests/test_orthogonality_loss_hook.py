@@ -59,7 +59,7 @@ def test_regularization_drives_bases_orthogonal(tmp_path):
     and the per-basis error are logged, and the model is left as found."""
     model = tiny_net(perturbed=True)
     initial_error = orthogonality_error(
-        model.blocks[0].shared_basis.weight).item()
+        model.blocks[0].shared_basis).item()
     errors, scalars = {}, {}
     for name, hooks in [('without', []),
                         ('with', [dict(type='OrthogonalityLossHook',
@@ -69,7 +69,7 @@ def test_regularization_drives_bases_orthogonal(tmp_path):
             trained, str(tmp_path / name), hooks, max_iters=30)
         runner.train()
         errors[name] = orthogonality_error(
-            trained.blocks[0].shared_basis.weight).item()
+            trained.blocks[0].shared_basis).item()
         scalars[name] = logged_scalars(runner)
         assert 'parse_losses' not in vars(trained)
     assert initial_error > 1
@@ -129,8 +129,7 @@ def test_mmpretrain_classifier_with_shared_basis_resnet(tmp_path):
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = PRETRAIN_MODELS.build(classifier)
     bases = list(find_shared_bases(model))
-    assert bases == [f'backbone.layer{i}.1.conv1.basis.shared_basis'
-                     for i in range(1, 5)]
+    assert bases == [f'backbone.layer{i}.shared_basis' for i in range(1, 5)]
     generator = torch.Generator().manual_seed(0)
     dataset = [
         dict(
@@ -166,7 +165,7 @@ def test_mmdet_faster_rcnn_with_shared_basis_resnet(tmp_path):
 
 def capture_basis_grads(runner, model) -> list:
     grads = []
-    model.blocks[0].shared_basis.weight.register_hook(
+    model.blocks[0].shared_basis.register_hook(
         lambda grad: grads.append(grad.detach().clone()))
     runner.train()
     return grads
@@ -221,7 +220,7 @@ def test_gradient_is_lambda_times_error_gradient(tmp_path, monkeypatch,
             torch.bfloat16 if optim_wrapper is amp_bf16 else torch.float32
         }
 
-    weight = model.blocks[0].shared_basis.weight.detach().clone()
+    weight = model.blocks[0].shared_basis.detach().clone()
     weight.requires_grad_()
     (loss_weight * orthogonality_error(weight, reduction)).backward()
     expected = factor * weight.grad
@@ -248,7 +247,7 @@ def test_no_shared_basis_warns_once_and_adds_nothing(tmp_path):
 def test_non_finite_error_names_the_basis(tmp_path, bad_value):
     model = tiny_net()
     with torch.no_grad():
-        model.blocks[0].shared_basis.weight[0, 0, 0, 0] = bad_value
+        model.blocks[0].shared_basis[0, 0, 0, 0] = bad_value
     runner = build_runner(model, str(tmp_path),
                           [dict(type='OrthogonalityLossHook')], max_iters=1)
     with pytest.raises(FloatingPointError, match=BASIS):

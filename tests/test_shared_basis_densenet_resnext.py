@@ -15,9 +15,9 @@ from sharedbasis_mm.backbones import (SharedBasisDenseNet,
                                       SharedBasisDenseNetCifar,
                                       SharedBasisResNeXt,
                                       SharedBasisResNeXtCifar)
-from sharedbasis_mm.layers import (BasisConv2d, FilterBasis,
-                                   SharedBasisConv2d, find_basis_users,
-                                   find_shared_bases)
+from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
+                                   find_basis_users, find_shared_bases,
+                                   make_filter_basis)
 
 ROOT = osp.dirname(osp.dirname(__file__))
 DATA = osp.join(ROOT, 'tests', 'data', 'net_rl2')
@@ -75,9 +75,11 @@ def test_densenet_bases_one_per_dense_block_unless_told():
         shared_rank=3,
         unique_rank=1)
     users = find_basis_users(backbone)
-    assert sorted(find_shared_bases(backbone)) == [
+    assert list(find_shared_bases(backbone)) == [
         f'stages.{i}.shared_basis' for i in range(3)
     ]
+    assert [key for key in backbone.state_dict() if 'shared_basis' in key
+            ] == list(users)
     assert users['stages.1.shared_basis'] == [
         f'stages.1.block.{j}.conv2.basis' for j in range(3)
     ]
@@ -118,9 +120,9 @@ def test_densenet_forward_backward_and_frozen_stages():
     assert [o.shape for o in outs] == [(2, 8, 4, 4), (2, 16, 4, 4)]
     sum(o.sum() for o in outs).backward()
     stages = backbone.stages
-    assert not stages[0].shared_basis.weight.requires_grad
-    assert stages[0].shared_basis.weight.grad is None
-    assert stages[1].shared_basis.weight.grad is not None
+    assert not stages[0].shared_basis.requires_grad
+    assert stages[0].shared_basis.grad is None
+    assert stages[1].shared_basis.grad is not None
     assert not stages[0].block[1].conv2.coefficients.weight.requires_grad
 
 
@@ -141,17 +143,21 @@ def small_resnext(**kwargs):
 def test_resnext_bases_and_their_scaling():
     backbone = small_resnext()
     users = find_basis_users(backbone)
-    assert len(users) == 4
-    for i, (name, blocks) in enumerate(sorted(users.items())):
-        num_blocks = len(getattr(backbone, f'layer{i + 1}'))
+    # one Parameter and one state-dict key per group, owned by the group
+    assert list(users) == [f'layer{i}.shared_basis' for i in range(1, 5)]
+    assert [key for key in backbone.state_dict() if 'shared_basis' in key
+            ] == list(users)
+    bases = find_shared_bases(backbone)
+    for i, (name, blocks) in enumerate(users.items()):
+        layer = getattr(backbone, f'layer{i + 1}')
         assert blocks == [
-            f'layer{i + 1}.{j}.conv2' for j in range(1, num_blocks)
+            f'layer{i + 1}.{j}.conv2' for j in range(1, len(layer))
         ]
-        basis = find_shared_bases(backbone)[name]
         # n and the unique part scale with the width, the shared groups not
         width = 16 * 2**i
-        assert (basis.num_elements, basis.groups) == (8 * 2**i, 4)
-        conv = getattr(backbone, f'layer{i + 1}')[1].conv2
+        assert bases[name].shape == (8 * 2**i, width // 4, 3, 3)
+        conv = layer[1].conv2
+        assert conv.groups == 4
         assert conv.unique_weight.shape == (4 * 2**i, width // 2**i, 3, 3)
         assert conv.unique_groups == 2**i
     first = backbone.layer1[0]
@@ -177,8 +183,8 @@ def test_resnext_in_mmdet_forward_backward():
     assert [o.shape[1:] for o in outs] == [(64, 16, 16), (128, 8, 8),
                                            (256, 4, 4), (512, 2, 2)]
     sum(o.sum() for o in outs).backward()
-    assert not backbone.layer1[1].conv2.shared_basis.weight.requires_grad
-    assert backbone.layer2[1].conv2.shared_basis.weight.grad is not None
+    assert not backbone.layer1[1].conv2.shared_basis.requires_grad
+    assert backbone.layer2[1].conv2.shared_basis.grad is not None
 
 
 def test_plain_resnext_cifar_is_mmdet_resnext_with_the_cifar_stem():
@@ -193,7 +199,7 @@ def test_plain_resnext_cifar_is_mmdet_resnext_with_the_cifar_stem():
 @pytest.mark.parametrize('groups,unique_groups', [(1, 1), (4, 2), (2, 1)])
 def test_grouped_basis_conv_is_its_two_grouped_convolutions(
         groups, unique_groups):
-    basis = FilterBasis(8, 4, 3, groups=groups)
+    basis = make_filter_basis(8, 4, 3, groups=groups)
     conv = BasisConv2d(
         8,
         6,
@@ -206,7 +212,7 @@ def test_grouped_basis_conv_is_its_two_grouped_convolutions(
         shared_basis=basis)
     x = torch.randn(2, 8, 9, 9)
     expected = torch.cat([
-        F.conv2d(x, basis.weight, None, 2, 1, 1, groups),
+        F.conv2d(x, basis, None, 2, 1, 1, groups),
         F.conv2d(x, conv.unique_weight, None, 2, 1, 1, unique_groups)
     ], 1)
     torch.testing.assert_close(conv(x), expected)
@@ -226,12 +232,12 @@ def test_grouped_shared_basis_conv_fuses():
 
 
 @pytest.mark.parametrize('build_model,match', [
-    (lambda: FilterBasis(8, 6, 3, groups=4), 'num_elements=6'),
-    (lambda: FilterBasis(6, 4, 3, groups=4), 'in_channels=6'),
+    (lambda: make_filter_basis(8, 6, 3, groups=4), 'num_elements=6'),
+    (lambda: make_filter_basis(6, 4, 3, groups=4), 'in_channels=6'),
     (lambda: BasisConv2d(8, 6, 3, unique_rank=3, unique_groups=2),
      'unique_rank=3'),
     (lambda: BasisConv2d(
-        8, 6, 3, groups=2, unique_rank=2, shared_basis=FilterBasis(8, 4, 3)),
+        8, 6, 3, groups=2, unique_rank=2, shared_basis=make_filter_basis(8, 4, 3)),
      'groups=2'),
     (lambda: SharedBasisDenseNet(arch='121', basis_indices=(0, 1, 2)),
      'basis_indices'),

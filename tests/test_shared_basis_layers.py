@@ -4,21 +4,23 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_conv_layer
+from mmcv.cnn import ConvModule, build_conv_layer
 from mmengine.runner import load_checkpoint, save_checkpoint
 
 from sharedbasis_mm import fuse_shared_basis
-from sharedbasis_mm.layers import (BasisConv2d, FilterBasis,
-                                   SharedBasisConv2d, find_basis_users,
-                                   find_shared_bases, orthogonality_error)
+from sharedbasis_mm.deploy import fuse_model
+from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
+                                   find_basis_users, find_shared_bases,
+                                   make_filter_basis, orthogonality_error)
 
 
 class TwoLayers(nn.Module):
-    """Two shared-basis convolutions on one basis, as two blocks of a group."""
+    """Two shared-basis convolutions on one basis, as two blocks of a group
+    that owns the basis."""
 
     def __init__(self, channels=8, shared=6, unique=2):
         super().__init__()
-        self.basis = FilterBasis(channels, shared, 3)
+        self.basis = make_filter_basis(channels, shared, 3)
         self.conv1 = SharedBasisConv2d(channels, channels, 3, padding=1,
                                        rank=shared + unique,
                                        unique_rank=unique,
@@ -44,7 +46,7 @@ def test_identity_norm_equals_conv_with_reconstructed_filters():
     layer = SharedBasisConv2d(16, 24, 3, stride=2, padding=1, rank=10,
                               unique_rank=2, norm_cfg=None)
     x = torch.randn(2, 16, 15, 15)
-    basis = torch.cat([layer.shared_basis.weight, layer.basis.unique_weight])
+    basis = torch.cat([layer.shared_basis, layer.basis.unique_weight])
     alpha = layer.coefficients.weight[:, :, 0, 0]  # (T, R)
     filters = torch.einsum('tr,rskl->tskl', alpha, basis)  # eq. 1
     expected = F.conv2d(x, filters, stride=2, padding=1)
@@ -59,45 +61,54 @@ def test_identity_norm_equals_conv_with_reconstructed_filters():
 
 def test_basis_conv_concatenates_shared_then_unique_elements():
     torch.manual_seed(0)
-    basis = FilterBasis(4, 3, 3)
+    basis = make_filter_basis(4, 3, 3)
     conv = BasisConv2d(4, 5, 3, padding=1, unique_rank=2, shared_basis=basis)
     x = torch.randn(1, 4, 6, 6)
     out = conv(x)
     assert out.shape == (1, 5, 6, 6)
-    torch.testing.assert_close(out[:, :3], F.conv2d(x, basis.weight,
+    torch.testing.assert_close(out[:, :3], F.conv2d(x, basis,
                                                     padding=1))
     torch.testing.assert_close(out[:, 3:],
                                F.conv2d(x, conv.unique_weight, padding=1))
 
 
 def test_shared_elements_are_orthonormal_at_init():
-    basis = FilterBasis(16, 48, 3)
-    assert orthogonality_error(basis.weight) < 1e-8
+    basis = make_filter_basis(16, 48, 3)
+    assert orthogonality_error(basis) < 1e-8
     # More elements than dimensions: the rows are orthonormal instead.
-    wide = FilterBasis(4, 24, 1)
-    assert orthogonality_error(wide.weight) < 1e-8
+    wide = make_filter_basis(4, 24, 1)
+    assert orthogonality_error(wide) < 1e-8
 
 
 def test_layers_on_one_basis_share_one_parameter(tmp_path):
     model = TwoLayers()
     assert model.conv1.shared_basis is model.conv2.shared_basis
-    assert (model.conv1.shared_basis.weight is
-            model.conv2.shared_basis.weight)
+    assert model.conv1.shared_basis is model.basis
     params = list(model.parameters())
-    assert sum(p is model.basis.weight for p in params) == 1
+    assert sum(p is model.basis for p in params) == 1
+    # One key: the owner's; the layers given the basis do not store it.
+    assert [k for k in model.state_dict()
+            if k.endswith('shared_basis') or k == 'basis'] == ['basis']
 
     torch.manual_seed(1)
     trained = TwoLayers()
     save_checkpoint(trained.state_dict(), str(tmp_path / 'ckpt.pth'))
-    weight = model.basis.weight
-    load_checkpoint(model, str(tmp_path / 'ckpt.pth'))
-    assert model.conv1.shared_basis.weight is weight
-    assert model.conv2.shared_basis.weight is weight
-    torch.testing.assert_close(weight, trained.basis.weight)
+    weight = model.basis
+    load_checkpoint(model, str(tmp_path / 'ckpt.pth'), strict=True)
+    assert model.conv1.shared_basis is weight
+    assert model.conv2.shared_basis is weight
+    torch.testing.assert_close(weight, trained.basis)
 
     clone = copy.deepcopy(model)
     assert clone.conv1.shared_basis is clone.conv2.shared_basis
-    assert clone.basis.weight is not model.basis.weight
+    assert clone.conv1.shared_basis is clone.basis
+    assert clone.basis is not model.basis
+
+    # Conversions change the one Parameter in place, for every user.
+    model.double()
+    assert model.conv1.shared_basis is weight and weight.dtype == torch.float64
+    assert model(torch.randn(1, 8, 5, 5, dtype=torch.float64)).dtype == (
+        torch.float64)
 
 
 def test_finders():
@@ -110,6 +121,14 @@ def test_finders():
         '1.basis': ['1.conv1.basis', '1.conv2.basis'],
     }
     assert find_shared_bases(nn.Conv2d(3, 3, 1)) == {}
+    # A layer taken out of the module owning its basis: named after it.
+    assert find_shared_bases(model[0].conv1) == {
+        'basis.shared_basis': model[0].basis
+    }
+    # A layer that created its basis owns it.
+    conv = BasisConv2d(8, 4, 3, unique_rank=1)
+    assert list(conv.state_dict()) == ['shared_basis', 'unique_weight']
+    assert find_shared_bases(conv) == {'shared_basis': conv.shared_basis}
 
 
 def test_orthogonality_error_values():
@@ -151,7 +170,9 @@ def test_model_level_fusion_removes_every_shared_basis_layer():
     expected = model(x)
     fuse_shared_basis(model)
     kinds = {type(m) for m in model.modules()}
-    assert not kinds & {SharedBasisConv2d, BasisConv2d, FilterBasis}
+    assert not kinds & {SharedBasisConv2d, BasisConv2d}
+    assert not find_shared_bases(model)
+    assert not [k for k in model.state_dict() if 'basis' in k]
     rel = (model(x) - expected).norm() / expected.norm()
     assert rel < 1e-4
 
@@ -165,7 +186,7 @@ def test_fusion_needs_batch_norm_statistics():
 
 def test_built_through_mmcv_conv_cfg():
     import sharedbasis_mm  # noqa: F401
-    basis = FilterBasis(64, 48, 3)
+    basis = make_filter_basis(64, 48, 3)
     conv = build_conv_layer(
         dict(type='SharedBasisConv', rank=49, unique_rank=1,
              shared_basis=basis), 64, 64, 3, padding=1, bias=False)
@@ -178,15 +199,20 @@ def test_built_through_mmcv_conv_cfg():
      r'>= 1, got rank=0'),
     (dict(rank=4, unique_rank=5), ValueError,
      r'unique_rank must be an integer in \[0, rank=4\], got unique_rank=5'),
-    (dict(rank=4, unique_rank=1, shared_basis=FilterBasis(8, 3, 1)),
+    (dict(rank=4, unique_rank=1, shared_basis=make_filter_basis(8, 3, 1)),
      ValueError, r'kernel_size=\(3, 3\) differs from the shared basis'),
-    (dict(rank=4, unique_rank=1, shared_basis=FilterBasis(16, 3, 3)),
+    (dict(rank=4, unique_rank=1, shared_basis=make_filter_basis(16, 3, 3)),
      ValueError, 'in_channels=8 differs from the shared basis'),
-    (dict(rank=4, unique_rank=2, shared_basis=FilterBasis(8, 3, 3)),
+    (dict(rank=4, unique_rank=2, shared_basis=make_filter_basis(8, 3, 3)),
      ValueError, r'rank - unique_rank=2 shared elements expected, but the '
-     'shared basis has num_elements=3'),
+     'shared basis has 3 elements'),
     (dict(rank=4, shared_basis=nn.Conv2d(8, 4, 3)), TypeError,
-     'shared_basis must be a FilterBasis'),
+     r'shared_basis must be an nn.Parameter of shape \(n, in_channels, k, '
+     r'k\)'),
+    (dict(rank=4, conv_cfg=dict(type='ConvWS')), ValueError,
+     r"SharedBasisConv2d: conv_cfg=\{'type': 'ConvWS'\} cannot apply to a "
+     r'shared filter basis and its coefficients; expected None, '
+     r'dict\(type="Conv"\) or dict\(type="Conv2d"\)'),
 ])
 def test_bad_input(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -199,4 +225,47 @@ def test_unique_only_and_shared_only_layers():
     assert unique_only(torch.randn(1, 8, 5, 5)).shape == (1, 8, 3, 3)
     shared_only = SharedBasisConv2d(8, 8, 3, rank=4)
     assert shared_only.basis.unique_weight is None
-    assert shared_only.shared_basis.num_elements == 4
+    assert shared_only.shared_basis.shape == (4, 8, 3, 3)
+
+
+def test_shared_basis_conv_as_conv_module_conv_cfg():
+    """mmcv's ConvModule builds, initialises, runs and fuses a conv_cfg of
+    type SharedBasisConv, its own norm and activation included."""
+    torch.manual_seed(0)
+    module = ConvModule(
+        8, 16, 3, stride=2, padding=1,
+        conv_cfg=dict(type='SharedBasisConv', rank=6, unique_rank=2),
+        norm_cfg=dict(type='BN'))
+    assert isinstance(module.conv, SharedBasisConv2d)
+    conv = module.conv
+    assert (conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+            conv.groups, conv.transposed, conv.output_padding) == (
+                (3, 3), (2, 2), (1, 1), (1, 1), 1, False, (0, 0))
+    assert (module.kernel_size, module.stride, module.groups) == (
+        (3, 3), (2, 2), 1)
+    # bias='auto' with a norm: the coefficients have no bias.
+    assert module.conv.coefficients.bias is None
+    # ConvModule.init_weights does not Kaiming-initialise the elements: they
+    # stay orthogonal, as the layer's own init_weights makes them.
+    module.init_weights()
+    assert orthogonality_error(module.conv.shared_basis) < 1e-8
+    assert orthogonality_error(module.conv.basis.unique_weight) < 1e-8
+    with torch.no_grad():
+        module.conv.shared_basis.mul_(3)
+    module.conv.init_weights()
+    assert orthogonality_error(module.conv.shared_basis) < 1e-8
+    # Nor a bare basis, whose weight is the shared Parameter itself.
+    bare = ConvModule(8, 4, 3, conv_cfg=dict(type='BasisConv'),
+                      norm_cfg=dict(type='BN'))
+    bare.init_weights()
+    assert orthogonality_error(bare.conv.weight) < 1e-8
+    module.train()
+    module(torch.randn(8, 8, 9, 9))  # moves the running statistics
+    randomize_norm(module.conv.norm)
+    module.eval()
+    x = torch.randn(2, 8, 9, 9)
+    expected = module(x)
+    assert expected.shape == (2, 16, 5, 5) and (expected == 0).any()
+    fused = fuse_model(copy.deepcopy(module))
+    assert type(fused.conv) is nn.Conv2d and isinstance(fused.bn, nn.Identity)
+    torch.testing.assert_close(fused(x), expected, rtol=1e-4, atol=1e-5)

@@ -18,8 +18,7 @@ from mmengine.runner import Runner
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from sharedbasis_mm.layers import (FilterBasis, SharedBasisConv2d,
-                                   find_shared_bases)
+from sharedbasis_mm.layers import SharedBasisConv2d, find_shared_bases
 from sharedbasis_mm.registry import MODELS
 
 
@@ -39,21 +38,22 @@ class TinySharedBasisNet(BaseModel):
                  norm_cfg: Optional[Dict] = dict(type='BN')) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, channels, 3, padding=1)
-        bases = [
-            FilterBasis(channels, rank - unique_rank, 3)
-            for _ in range(num_groups)
-        ]
-        self.blocks = nn.ModuleList(
-            SharedBasisConv2d(
-                channels,
-                channels,
-                3,
-                padding=1,
-                rank=rank,
-                unique_rank=unique_rank,
-                shared_basis=bases[index // num_blocks],
-                norm_cfg=norm_cfg)
-            for index in range(num_groups * num_blocks))
+        # The first layer of each group creates (and registers) its basis,
+        # the others use it.
+        self.blocks = nn.ModuleList()
+        for index in range(num_groups * num_blocks):
+            first = self.blocks[index - index % num_blocks] if (
+                index % num_blocks) else None
+            self.blocks.append(
+                SharedBasisConv2d(
+                    channels,
+                    channels,
+                    3,
+                    padding=1,
+                    rank=rank,
+                    unique_rank=unique_rank,
+                    shared_basis=first.shared_basis if first else None,
+                    norm_cfg=norm_cfg))
         self.head = nn.Linear(channels, num_classes)
 
     def forward(self, inputs: Tensor, labels: Tensor, mode: str = 'tensor'):
@@ -72,8 +72,7 @@ def perturb_bases(model: nn.Module, scale: float = 0.1) -> nn.Module:
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for basis in find_shared_bases(model).values():
-            basis.weight.add_(
-                scale * torch.randn(basis.weight.shape, generator=generator))
+            basis.add_(scale * torch.randn(basis.shape, generator=generator))
     return model
 
 

@@ -28,6 +28,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 import torch
+import torch.nn as nn
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config, DictAction
 from mmengine.hub import get_config
@@ -36,8 +37,7 @@ from mmengine.runner import Runner
 
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.hooks import OrthogonalityLossHook
-from sharedbasis_mm.layers import (FilterBasis, find_shared_bases,
-                                   orthogonality_error)
+from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
 
 DEFAULT_CONFIG = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
@@ -125,13 +125,13 @@ def summary(times: List[float]) -> Dict[str, float]:
         max=max(times))
 
 
-def loss_term_macs(bases: Dict[str, FilterBasis]) -> int:
+def loss_term_macs(bases: Dict[str, nn.Parameter]) -> int:
     """Multiply-adds of the loss term's forward and backward: the Gram
     matrix of an ``(R, D)`` basis (``R <= D``) costs ``R^2 D``, and autograd
     spends two more such products on its gradient."""
     macs = 0
     for basis in bases.values():
-        rows, cols = sorted(basis.weight.reshape(basis.num_elements, -1).shape)
+        rows, cols = sorted(basis.reshape(basis.shape[0], -1).shape)
         macs += 3 * rows * rows * cols
     return macs
 
@@ -202,7 +202,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
     def loss_term() -> None:
         loss = args.loss_weight * sum(
-            orthogonality_error(basis.weight, args.reduction)
+            orthogonality_error(basis, args.reduction)
             for basis in bases.values())
         loss.backward()
 

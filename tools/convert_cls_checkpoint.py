@@ -6,8 +6,8 @@ Usage:
 The output holds the classifier's ``backbone.*`` weights without the prefix,
 so that a detector config loads it with
 ``backbone=dict(init_cfg=dict(type='Pretrained', checkpoint='BACKBONE.pth'))``.
-Shared filter bases stay shared: each user's key is written, all holding the
-one tensor.
+Each shared filter basis stays one key, of the residual group owning it
+(e.g. ``layer1.shared_basis``).
 """
 import argparse
 import os

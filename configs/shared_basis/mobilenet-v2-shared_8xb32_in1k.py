@@ -12,7 +12,13 @@ model = dict(
         _delete_=True,
         type='SharedBasisMobileNetV2',
         share='expand',
-        widen_factor=1.0))
+        widen_factor=1.0,
+        # The structure of the authors' code, into which their released
+        # weights convert (tools/model_converters/net_rl2_to_mmpretrain.py):
+        # an expansion also in the first block, ReLU inside the blocks
+        # (ReLU6 in the stem and the last convolution).
+        always_expand=True,
+        block_act_cfg=dict(type='ReLU')))
 
 paper_reference = dict(
     source='Learning Deeply Shared Filter Bases, Table 1',

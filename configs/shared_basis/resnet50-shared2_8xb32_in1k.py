@@ -12,7 +12,11 @@ model = dict(
         _delete_=True,
         type='SharedBasisResNet',
         depth=50,
-        share='conv1_conv2'))
+        # The 3 x 3 and the last 1 x 1 convolution of each block are shared,
+        # as in the authors' code (ResNet50_Shared), whose released weights
+        # convert into this model; share='conv1_conv2' builds the reading of
+        # the paper's sentence ("the first two convolutions") instead.
+        share='conv2_conv3'))
 
 paper_reference = dict(
     source='Learning Deeply Shared Filter Bases, Table 1',

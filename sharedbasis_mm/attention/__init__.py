@@ -1,4 +1,5 @@
+from .eca import ECALayer
 from .tied_gcb import TiedGCB
 from .tied_se import TiedSE
 
-__all__ = ['TiedSE', 'TiedGCB']
+__all__ = ['ECALayer', 'TiedSE', 'TiedGCB']

@@ -4,7 +4,8 @@ The DenseNet121-S16U1 of "Learning Deeply Shared Filter Bases for Efficient
 ConvNets" (Table 2). Each layer of a DenseNet-BC dense block computes
 BN-ReLU-1x1 conv-BN-ReLU-3x3 conv; here the 3 x 3 convolution of every layer
 of a dense block, the first one included, is a :class:`SharedBasisConv2d`:
-``shared_rank`` elements of the dense block's :class:`FilterBasis` and
+``shared_rank`` elements of the dense block's basis (a Parameter of
+:func:`make_filter_basis`, registered by the dense block) and
 ``unique_rank`` of the layer's own, a BN over their responses and 1 x 1
 coefficients to ``growth_rate`` channels. The 1 x 1 convolution before it
 gives every layer the same ``bn_size * growth_rate`` input channels, so one
@@ -15,7 +16,7 @@ from typing import Dict, Optional, Sequence
 import torch.nn as nn
 from mmpretrain.models.backbones import DenseNet
 
-from ..layers import FilterBasis, SharedBasisConv2d
+from ..layers import SharedBasisConv2d, make_filter_basis
 from ..registry import MODELS
 
 
@@ -102,10 +103,10 @@ class SharedBasisDenseNet(DenseNet):
         for stage, index in zip(self.stages, self.basis_indices):
             first_conv = stage.block[0].conv2
             if index not in bases:
-                stage.shared_basis = FilterBasis(first_conv.in_channels,
+                bases[index] = make_filter_basis(first_conv.in_channels,
                                                  self.shared_rank,
                                                  first_conv.kernel_size)
-                bases[index] = stage.shared_basis
+                stage.register_parameter('shared_basis', bases[index])
             for layer in stage.block:
                 conv = layer.conv2
                 layer.conv2 = SharedBasisConv2d(

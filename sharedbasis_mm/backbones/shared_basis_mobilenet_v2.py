@@ -1,16 +1,31 @@
 """MobileNetV2 whose repeated inverted-residual blocks share 1 x 1 bases."""
-from typing import Dict
+from typing import Dict, Optional
 
 import torch.nn as nn
+from mmcv.cnn import ConvModule, build_activation_layer
 from mmpretrain.models.backbones import MobileNetV2
 
+from ..attention import ECALayer
 from ..deploy import fuse_model
-from ..layers import BasisConv2d, FilterBasis
+from ..layers import (BasisConv2d, SharedBasisSequential,
+                      check_basis_conv_cfg)
 from ..registry import MODELS
 
-# Positions, in an inverted residual's ``conv`` sequence, of the shared
-# convolutions: the 1 x 1 expansion (0) and the 1 x 1 projection (2).
-SHARE_MODES = {'expand': (0, ), 'expand_project': (0, 2)}
+# The shared convolutions, by the names of their bases in the stage, and
+# their positions in an inverted residual's ``conv`` sequence: the 1 x 1
+# expansion (0) and the 1 x 1 projection (2).
+SHARE_MODES = {
+    'expand': {
+        'shared_basis_expand': 0
+    },
+    'expand_project': {
+        'shared_basis_expand': 0,
+        'shared_basis_project': 2
+    },
+}
+# The authors' ECA kernel sizes: 1 for the sharing blocks of under 96
+# channels, 3 from 96 on.
+ECA_WIDE_CHANNELS = 96
 
 
 @MODELS.register_module()
@@ -23,11 +38,29 @@ class SharedBasisMobileNetV2(MobileNetV2):
     channels): the 1 x 1 expansion (``share='expand'``, MobileNetV2-Shared)
     or the expansion and the 1 x 1 projection (``share='expand_project'``,
     MobileNetV2-Shared‡). The first block of each stage, the depthwise
-    convolutions and every BatchNorm stay unshared.
+    convolutions and every BatchNorm stay unshared. Each stage owns its
+    bases: state-dict keys ``layer<i>.shared_basis_expand`` and
+    ``layer<i>.shared_basis_project``.
+
+    Three options build the authors' structure where it differs from
+    mmpretrain's MobileNetV2 (their released models use all three; the two
+    convolutions with bias before a BatchNorm, in their stem and last layer,
+    fold exactly into the BatchNorm and need no option):
 
     Args:
         share (str): ``'expand'`` or ``'expand_project'``.
             Defaults to ``'expand'``.
+        always_expand (bool): Build the 1 x 1 expansion (with norm and
+            activation) also in the block of expand ratio 1 (the first
+            layer), as the authors' code does. Defaults to False.
+        block_act_cfg (dict, optional): The activation inside the inverted
+            residuals; None for ``act_cfg``. The authors' code uses ReLU
+            there and ReLU6 only in the stem and the last convolution.
+            Defaults to None.
+        eca (bool): Put an :class:`~sharedbasis_mm.attention.ECALayer` after
+            the projection of each sharing block (kernel 1 under 96
+            channels, else 3), as the authors' MobileNetV2-Shared‡.
+            Defaults to False.
         deploy (bool): Build the inference structure of
             :func:`~sharedbasis_mm.deploy.fuse_model` (plain convolutions
             with bias, BatchNorms folded away), into which a fused
@@ -37,13 +70,20 @@ class SharedBasisMobileNetV2(MobileNetV2):
 
     def __init__(self,
                  share: str = 'expand',
+                 always_expand: bool = False,
+                 block_act_cfg: Optional[Dict] = None,
+                 eca: bool = False,
                  deploy: bool = False,
                  **kwargs) -> None:
         if share not in SHARE_MODES:
             raise ValueError(f'SharedBasisMobileNetV2: unknown share='
                              f'{share!r}; expected one of '
                              f'{sorted(SHARE_MODES)}')
+        check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
         self.share = share
+        self.always_expand = always_expand
+        self.block_act_cfg = block_act_cfg
+        self.eca = eca
         super().__init__(**kwargs)
         self.deploy = deploy
         if deploy:
@@ -51,16 +91,40 @@ class SharedBasisMobileNetV2(MobileNetV2):
 
     def make_layer(self, out_channels: int, num_blocks: int, stride: int,
                    expand_ratio: int) -> nn.Sequential:
+        in_channels = self.in_channels
         layer = super().make_layer(out_channels, num_blocks, stride,
                                    expand_ratio)
+        if self.always_expand and expand_ratio == 1:
+            for block in layer:
+                expand = ConvModule(
+                    in_channels,
+                    in_channels,
+                    1,
+                    conv_cfg=self.conv_cfg,
+                    norm_cfg=self.norm_cfg,
+                    act_cfg=self.act_cfg)
+                block.conv = nn.Sequential(expand, *block.conv)
+                in_channels = out_channels
+        if self.block_act_cfg is not None:
+            for conv_module in layer.modules():
+                if getattr(conv_module, 'with_activation', False):
+                    conv_module.activate = build_activation_layer(
+                        self.block_act_cfg)
         repeated = list(layer)[1:]
         if len(repeated) < 2 or expand_ratio == 1:
             return layer
-        bases: Dict[int, FilterBasis] = {}
+        if self.eca:
+            kernel_size = 1 if out_channels < ECA_WIDE_CHANNELS else 3
+            for block in repeated:
+                block.conv.append(ECALayer(kernel_size))
+        first: Dict[str, BasisConv2d] = {}
         for block in repeated:
-            for index in SHARE_MODES[self.share]:
+            for name, index in SHARE_MODES[self.share].items():
                 conv_module = block.conv[index]
-                conv_module.conv = BasisConv2d.like(conv_module.conv,
-                                                    bases.get(index))
-                bases[index] = conv_module.conv.shared_basis
-        return layer
+                basis = first[name].shared_basis if name in first else None
+                conv_module.conv = BasisConv2d.like(conv_module.conv, basis)
+                first.setdefault(name, conv_module.conv)
+        group = SharedBasisSequential(*layer)
+        for name, conv in first.items():
+            group.own_basis(name, conv)
+        return group

@@ -13,11 +13,14 @@ the paper's models, and the blocks after it share filter bases:
 - Bottleneck ResNets (depth 50, 101, 152): the convolutions named by
   ``share`` are :class:`BasisConv2d` layers whose whole weight is shared by
   the group; the block's own BN and next convolution act as the unshared
-  coefficients. ``'conv2'`` is ResNet50-Shared, ``'conv1_conv2'``
-  ResNet50-Shared‡ and ``'all'`` ResNet50-Shared-All. BatchNorm is never
-  shared.
+  coefficients. ``'conv2'`` is ResNet50-Shared, ``'conv2_conv3'``
+  ResNet50-Shared‡ as the authors' code builds it (``ResNet50_Shared``,
+  whose released weights and the paper's ‡ results come from it) and
+  ``'all'`` ResNet50-Shared-All. ``'conv1_conv2'`` is the reading of the
+  paper's sentence on Shared‡ ("the first two convolutions"), with the same
+  parameter count. BatchNorm is never shared.
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -27,12 +30,14 @@ from mmdet.models.layers import ResLayer
 from torch import Tensor
 
 from ..deploy import fuse_model
-from ..layers import BasisConv2d, FilterBasis, SharedBasisConv2d
+from ..layers import (BasisConv2d, SharedBasisConv2d, SharedBasisSequential,
+                      check_basis_conv_cfg)
 from ..registry import MODELS
 
 SHARE_MODES = {
     'conv2': ('conv2', ),
     'conv1_conv2': ('conv1', 'conv2'),
+    'conv2_conv3': ('conv2', 'conv3'),
     'all': ('conv1', 'conv2', 'conv3'),
 }
 
@@ -40,7 +45,9 @@ SHARE_MODES = {
 class SharedBasisBasicBlock(BasicBlock):
     """A BasicBlock whose two 3 x 3 convolutions share filter bases.
 
-    With ``shared_rank=0`` it is mmdet's plain ``BasicBlock``.
+    With ``shared_rank=0`` it is mmdet's plain ``BasicBlock``. Built without
+    ``bases``, the block creates them (its convolutions register them);
+    :attr:`basis_layers` names them for a group to own.
 
     Args:
         shared_rank (int): Shared elements of each basis. 0 for a plain
@@ -49,11 +56,18 @@ class SharedBasisBasicBlock(BasicBlock):
             Defaults to 0.
         num_bases (int): 1 (both convolutions on one basis) or 2 (one basis
             each). Defaults to 1.
-        basis_norm_cfg (dict, optional): Norm over each convolution's basis
-            responses; None for none. Defaults to ``dict(type='BN')``.
-        bases (Sequence[FilterBasis], optional): The bases of the group, as
-            ``shared_bases`` of an earlier block; created if None.
-        **kwargs: The arguments of mmdet's ``BasicBlock``.
+        basis_norm_cfg (dict | str, optional): Norm over each convolution's
+            basis responses: a norm config, None for none, or
+            ``'norm_cfg'`` for the block's ``norm_cfg``.
+            Defaults to ``'norm_cfg'``.
+        bases (dict[str, nn.Parameter], optional): The bases of the group,
+            by the names of :attr:`basis_layers`; created if None.
+        conv_cfg (dict, optional): As mmdet's ``BasicBlock``; for a sharing
+            block, only the plain convolution (see
+            :func:`~sharedbasis_mm.layers.check_basis_conv_cfg`).
+        norm_cfg (dict): As mmdet's ``BasicBlock``.
+            Defaults to ``dict(type='BN')``.
+        **kwargs: The other arguments of mmdet's ``BasicBlock``.
     """
 
     def __init__(self,
@@ -61,19 +75,27 @@ class SharedBasisBasicBlock(BasicBlock):
                  shared_rank: int = 0,
                  unique_rank: int = 0,
                  num_bases: int = 1,
-                 basis_norm_cfg: Optional[Dict] = dict(type='BN'),
-                 bases: Optional[Sequence[FilterBasis]] = None,
+                 basis_norm_cfg: Union[Dict, str, None] = 'norm_cfg',
+                 bases: Optional[Dict[str, nn.Parameter]] = None,
+                 conv_cfg: Optional[Dict] = None,
+                 norm_cfg: Dict = dict(type='BN'),
                  **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            *args, conv_cfg=conv_cfg, norm_cfg=norm_cfg, **kwargs)
+        self.num_bases = num_bases
         if shared_rank == 0:
             return
-        for index, name in enumerate(('conv1', 'conv2')):
-            conv = getattr(self, name)
-            basis = bases[index if num_bases == 2 else 0] if bases else None
-            if basis is None and index == 1 and num_bases == 1:
+        check_basis_conv_cfg(type(self).__name__, conv_cfg)
+        basis_norm_cfg = resolve_basis_norm_cfg(type(self).__name__,
+                                                basis_norm_cfg, norm_cfg)
+        for conv_name, basis_name in zip(('conv1', 'conv2'),
+                                         self._basis_names()):
+            conv = getattr(self, conv_name)
+            basis = bases[basis_name] if bases else None
+            if basis is None and conv_name == 'conv2' and num_bases == 1:
                 basis = self.conv1.shared_basis
             setattr(
-                self, name,
+                self, conv_name,
                 SharedBasisConv2d(
                     conv.in_channels,
                     conv.out_channels,
@@ -84,25 +106,38 @@ class SharedBasisBasicBlock(BasicBlock):
                     rank=shared_rank + unique_rank,
                     unique_rank=unique_rank,
                     shared_basis=basis,
-                    norm_cfg=basis_norm_cfg))
+                    norm_cfg=basis_norm_cfg,
+                    conv_cfg=conv_cfg))
+
+    def _basis_names(self) -> Tuple[str, str]:
+        """The group's names of the bases of conv1 and conv2."""
+        if self.num_bases == 1:
+            return 'shared_basis', 'shared_basis'
+        return 'shared_basis_conv1', 'shared_basis_conv2'
 
     @property
-    def shared_bases(self) -> Sequence[FilterBasis]:
-        """The bases of the block's convolutions, one per distinct basis."""
-        bases = [self.conv1.shared_basis, self.conv2.shared_basis]
-        return bases if bases[0] is not bases[1] else bases[:1]
+    def basis_layers(self) -> Dict[str, BasisConv2d]:
+        """For each distinct basis, by its name in the group, the basis
+        convolution using it first."""
+        layers: Dict[str, BasisConv2d] = {}
+        for conv_name, basis_name in zip(('conv1', 'conv2'),
+                                         self._basis_names()):
+            layers.setdefault(basis_name, getattr(self, conv_name).basis)
+        return layers
 
 
 class SharedBasisBottleneck(Bottleneck):
     """A Bottleneck whose convolutions named in ``share`` are shared bases.
 
-    With ``share=()`` it is mmdet's plain ``Bottleneck``.
+    With ``share=()`` it is mmdet's plain ``Bottleneck``. Built without
+    ``bases``, the block creates them (its convolutions register them);
+    :attr:`basis_layers` names them for a group to own.
 
     Args:
         share (Sequence[str]): Names of the shared convolutions, among
             ``'conv1'``, ``'conv2'``, ``'conv3'``. Defaults to ().
-        bases (dict[str, FilterBasis], optional): The group's bases by
-            convolution name, as ``shared_bases`` of an earlier block;
+        bases (dict[str, nn.Parameter], optional): The group's bases by the
+            names of :attr:`basis_layers` (``shared_basis_<conv>``);
             created if None.
         **kwargs: The arguments of mmdet's ``Bottleneck``.
     """
@@ -110,7 +145,7 @@ class SharedBasisBottleneck(Bottleneck):
     def __init__(self,
                  *args,
                  share: Sequence[str] = (),
-                 bases: Optional[Dict[str, FilterBasis]] = None,
+                 bases: Optional[Dict[str, nn.Parameter]] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if 'conv2' in share and self.with_dcn:
@@ -118,17 +153,35 @@ class SharedBasisBottleneck(Bottleneck):
                              'shared basis and a deformable convolution; '
                              'use share="conv1" modes without conv2 or '
                              'dcn=None')
+        if share:
+            check_basis_conv_cfg(type(self).__name__, self.conv_cfg)
         for name in share:
-            basis = bases[name] if bases else None
+            basis = bases[f'shared_basis_{name}'] if bases else None
             setattr(self, name, BasisConv2d.like(getattr(self, name), basis))
 
     @property
-    def shared_bases(self) -> Dict[str, FilterBasis]:
+    def basis_layers(self) -> Dict[str, BasisConv2d]:
+        """The shared convolutions, by the names of their bases in the
+        group."""
         return {
-            name: conv.shared_basis
+            f'shared_basis_{name}': conv
             for name, conv in self.named_children()
             if isinstance(conv, BasisConv2d)
         }
+
+
+def resolve_basis_norm_cfg(owner: str, basis_norm_cfg: Union[Dict, str,
+                                                             None],
+                           norm_cfg: Dict) -> Optional[Dict]:
+    """The norm config after each basis: ``norm_cfg`` for ``'norm_cfg'``."""
+    if basis_norm_cfg == 'norm_cfg':
+        return norm_cfg
+    if basis_norm_cfg is not None and not isinstance(basis_norm_cfg, dict):
+        raise ValueError(f'{owner}: basis_norm_cfg must be a norm config '
+                         f'dict, None (no norm) or "norm_cfg" (the norm_cfg '
+                         f'of the backbone), got '
+                         f'basis_norm_cfg={basis_norm_cfg!r}')
+    return basis_norm_cfg
 
 
 class ZeroPadShortcut(nn.Module):
@@ -148,12 +201,14 @@ class ZeroPadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, half, self.extra_channels - half))
 
 
-class SharedBasisResLayer(nn.Sequential):
+class SharedBasisResLayer(SharedBasisSequential):
     """A residual group: a plain first block, then blocks sharing bases.
 
     The first block, with its downsample, is built by mmdet's ``ResLayer``;
-    the blocks after it receive ``sharing`` and the bases of the first
-    sharing block.
+    the second creates the group's bases, which the group then owns (one
+    Parameter each, state-dict keys ``layer<i>.shared_basis`` for one basis
+    per group, ``layer<i>.shared_basis_<conv>`` for one per convolution)
+    and hands to the blocks after it.
 
     Args:
         block (type): ``SharedBasisBasicBlock`` or ``SharedBasisBottleneck``.
@@ -182,8 +237,8 @@ class SharedBasisResLayer(nn.Sequential):
         kwargs.pop('avg_down', None)
         kwargs.pop('downsample_first', None)
         blocks = [first]
+        bases = None
         for _ in range(1, num_blocks):
-            bases = blocks[1].shared_bases if len(blocks) > 1 else None
             blocks.append(
                 block(
                     inplanes=planes * block.expansion,
@@ -191,7 +246,14 @@ class SharedBasisResLayer(nn.Sequential):
                     bases=bases,
                     **sharing,
                     **kwargs))
+            bases = {
+                name: layer.shared_basis
+                for name, layer in blocks[1].basis_layers.items()
+            }
         super().__init__(*blocks)
+        if num_blocks > 1:
+            for name, layer in blocks[1].basis_layers.items():
+                self.own_basis(name, layer)
 
 
 @MODELS.register_module()
@@ -218,12 +280,15 @@ class SharedBasisResNet(ResNet):
             Defaults to 1.
         num_bases (int): BasicBlock depths: bases per group, 1 or 2.
             Defaults to 1.
-        basis_norm_cfg (dict, optional): BasicBlock depths: the unshared norm
-            after each basis; None for the ablation without it.
-            Defaults to ``dict(type='BN')``.
+        basis_norm_cfg (dict | str, optional): BasicBlock depths: the
+            unshared norm after each basis: ``'norm_cfg'`` for the
+            backbone's ``norm_cfg`` (so ``SyncBN``, ``GN`` or
+            ``requires_grad=False`` reach it), another norm config, or None
+            for the ablation without it. Defaults to ``'norm_cfg'``.
         share (str): Bottleneck depths: ``'conv2'`` (Shared),
-            ``'conv1_conv2'`` (Shared‡) or ``'all'`` (Shared-All).
-            Defaults to ``'conv2'``.
+            ``'conv2_conv3'`` (Shared‡ of the authors' code),
+            ``'conv1_conv2'`` (Shared‡ as the paper's sentence reads) or
+            ``'all'`` (Shared-All). Defaults to ``'conv2'``.
         shortcut_type (str): ``'conv'`` or ``'pad'`` downsampling shortcuts.
             Defaults to ``'conv'``.
         deploy (bool): Build the inference structure of
@@ -246,13 +311,15 @@ class SharedBasisResNet(ResNet):
                  shared_rank: Optional[int] = None,
                  unique_rank: int = 1,
                  num_bases: int = 1,
-                 basis_norm_cfg: Optional[Dict] = dict(type='BN'),
+                 basis_norm_cfg: Union[Dict, str, None] = 'norm_cfg',
                  share: str = 'conv2',
                  shortcut_type: str = 'conv',
                  deploy: bool = False,
                  **kwargs) -> None:
         self._check_args(depth, shared_rank, unique_rank, num_bases, share,
                          shortcut_type, kwargs)
+        check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
+        resolve_basis_norm_cfg(type(self).__name__, basis_norm_cfg, None)
         self.shared_rank = shared_rank
         self.unique_rank = unique_rank
         self.num_bases = num_bases

@@ -4,8 +4,9 @@ The ResNeXt50-S64U4 of "Learning Deeply Shared Filter Bases for Efficient
 ConvNets" (Table 2). As in the ResNets, the first block of every residual
 group stays a plain ResNeXt bottleneck. In the blocks after it the grouped
 3 x 3 convolution becomes a :class:`BasisConv2d` with R = n + u elements:
-the n shared elements of the group's :class:`FilterBasis`, a grouped basis
-with ``shared_groups`` groups, and u elements of the block's own, with
+the n shared elements of the group's basis (a grouped one, with
+``shared_groups`` groups, registered once by the group:
+``layer{i}.shared_basis``), and u elements of the block's own, with
 ``unique_groups`` groups; the block's BN over the R responses, ReLU and its
 1 x 1 ``conv3`` (R -> 4 x planes) act as the unshared coefficients. n, u and
 the unique groups are given for the first group and scale with its width, as
@@ -14,11 +15,13 @@ in 16 groups and 4/8/16/32 unique ones in 1/2/4/8 groups.
 """
 from typing import Dict, Optional
 
+import torch.nn as nn
+
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
 from mmdet.models.backbones.resnext import ResNeXt
 
-from ..layers import BasisConv2d, FilterBasis
+from ..layers import BasisConv2d
 from ..registry import MODELS
 from .shared_basis_resnet import SharedBasisResLayer, SharedBasisResNetCifar
 
@@ -36,9 +39,9 @@ class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
             elements. Defaults to 1.
         unique_groups (int): Groups of the convolution with the unique
             elements. Defaults to 1.
-        bases (dict[str, FilterBasis], optional): The group's basis under
-            ``'conv2'``, as ``shared_bases`` of an earlier block; created if
-            None.
+        bases (dict[str, nn.Parameter], optional): The group's basis under
+            ``'shared_basis'``; if None, the block creates it (its conv2
+            registers it until the group takes it over).
         **kwargs: The arguments of mmdet's ResNeXt ``Bottleneck``.
     """
 
@@ -48,7 +51,7 @@ class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
                  unique_rank: int = 0,
                  shared_groups: int = 1,
                  unique_groups: int = 1,
-                 bases: Optional[Dict[str, FilterBasis]] = None,
+                 bases: Optional[Dict[str, nn.Parameter]] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if shared_rank == 0:
@@ -73,7 +76,7 @@ class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
             groups=shared_groups,
             unique_rank=unique_rank,
             unique_groups=unique_groups,
-            shared_basis=bases['conv2'] if bases else None)
+            shared_basis=bases['shared_basis'] if bases else None)
         self.norm2_name, norm2 = build_norm_layer(
             self.norm_cfg, rank, postfix=2)
         self.add_module(self.norm2_name, norm2)
@@ -85,10 +88,11 @@ class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
             bias=False)
 
     @property
-    def shared_bases(self) -> Dict[str, FilterBasis]:
+    def basis_layers(self) -> Dict[str, BasisConv2d]:
+        """The shared convolution, by the name of its basis in the group."""
         if not isinstance(self.conv2, BasisConv2d):
             return {}
-        return {'conv2': self.conv2.shared_basis}
+        return {'shared_basis': self.conv2}
 
 
 @MODELS.register_module()

@@ -67,7 +67,7 @@ def _basis_entries(backbone: SharedBasisDenseNetCifar) -> Iterator[Entry]:
     """Each of our bases from every copy of it in their checkpoint."""
     users: Dict[int, Tuple[Tensor, List[str]]] = {}
     for index, stage in enumerate(backbone.stages):
-        weight = stage.block[0].conv2.shared_basis.weight
+        weight = stage.block[0].conv2.shared_basis
         _, keys = users.setdefault(id(weight), (weight, []))
         top = min(index + 1, LAST_USED_TOP_BASIS)
         keys += [f'shared_basis_{top}.weight'] + [

@@ -31,15 +31,14 @@ def _group_bases(layer, name: str, index: int) -> Iterator[Entry]:
         conv = getattr(layer[1], conv_name, None) if len(layer) > 1 else None
         if isinstance(conv, (SharedBasisConv2d, BasisConv2d)):
             basis = conv.shared_basis
-            if basis is not None and all(basis.weight is not b
-                                         for b in bases):
-                bases.append(basis.weight)
-    for k, weight in enumerate(bases, 1):
+            if basis is not None and all(basis is not b for b in bases):
+                bases.append(basis)
+    for k, basis in enumerate(bases, 1):
         suffix = '' if len(bases) == 1 else f'_{k}'
         copies = (f'shared_basis_{index}{suffix}.weight', ) + tuple(
             f'{name}.{j}.shared_basis{suffix}.weight'
             for j in range(1, len(layer)))
-        yield Entry(weight, (copies, ))
+        yield Entry(basis, (copies, ))
 
 
 def _factorized_conv(conv: SharedBasisConv2d, prefix: str,

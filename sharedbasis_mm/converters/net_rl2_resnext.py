@@ -51,8 +51,7 @@ def resnext_entries(backbone: SharedBasisResNeXtCifar) -> Iterator[Entry]:
         if sharing:
             copies = (f'shared_basis_{index}.weight', ) + tuple(
                 f'{name}.{j}.shared_basis.weight' for j in sharing)
-            yield Entry(layer[sharing[0]].conv2.shared_basis.weight,
-                        (copies, ))
+            yield Entry(layer[sharing[0]].conv2.shared_basis, (copies, ))
         for j, block in enumerate(layer):
             prefix = f'{name}.{j}'
             if j in sharing:

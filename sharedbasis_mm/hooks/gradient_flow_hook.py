@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+import torch.nn as nn
 from mmengine.hooks.hook import DATA_BATCH, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -13,7 +14,7 @@ from mmengine.optim import OptimWrapperDict
 from torch.utils.hooks import RemovableHandle
 
 from ..analysis import plot_gradient_flow
-from ..layers import FilterBasis, find_shared_bases
+from ..layers import find_shared_bases
 from ..registry import HOOKS
 
 
@@ -22,7 +23,7 @@ class GradientFlowHook(Hook):
     """Record, log and plot the gradients of the shared filter bases.
 
     Every ``interval`` training iterations, the maximum and the mean
-    absolute gradient of each :class:`FilterBasis` of the model are
+    absolute gradient of each shared filter basis of the model are
     recorded as the optimizer is about to step (so after gradient
     accumulation, the cross-rank reduction, mixed-precision unscaling and
     gradient clipping: the gradient the optimizer applies), and logged
@@ -54,7 +55,7 @@ class GradientFlowHook(Hook):
         self.interval = interval
         self.out_dir = out_dir
         self.log_scale = log_scale
-        self._bases: Dict[str, FilterBasis] = {}
+        self._bases: Dict[str, nn.Parameter] = {}
         self._plot_dir = out_dir
         self._handles: List[RemovableHandle] = []
         self._recording = False
@@ -69,7 +70,7 @@ class GradientFlowHook(Hook):
         if not self._bases:
             print_log(
                 f'GradientFlowHook: {type(model).__name__} has no shared '
-                f'filter basis (FilterBasis); no gradient is recorded',
+                f'filter basis; no gradient is recorded',
                 logger='current',
                 level=logging.WARNING)
             return
@@ -140,7 +141,7 @@ class GradientFlowHook(Hook):
         if not self._recording:
             return
         for name, basis in self._bases.items():
-            grad = basis.weight.grad
+            grad = basis.grad
             if grad is not None:
                 magnitude = grad.abs()
                 self._current[name] = (magnitude.max().item(),

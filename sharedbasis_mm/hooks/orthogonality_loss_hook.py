@@ -3,12 +3,13 @@ import logging
 from typing import Callable, Dict, Optional
 
 import torch
+import torch.nn as nn
 from mmengine.hooks.hook import DATA_BATCH, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from torch import Tensor
 
-from ..layers import FilterBasis, find_shared_bases, orthogonality_error
+from ..layers import find_shared_bases, orthogonality_error
 from ..layers.orthogonality import REDUCTIONS
 from ..registry import HOOKS
 
@@ -18,7 +19,7 @@ class OrthogonalityLossHook(Hook):
     """Train with the orthogonality regularization of the shared bases.
 
     Adds ``loss_orth = loss_weight * sum_g err(W_g)`` to the losses of each
-    training iteration, where ``W_g`` runs over every :class:`FilterBasis`
+    training iteration, where ``W_g`` runs over every shared filter basis
     of the model and ``err`` is :func:`orthogonality_error`, so that the
     model trains on ``L_R = L + lambda * sum_g ||W_g^T W_g - I||^2`` (eq. 7
     of Learning Deeply Shared Filter Bases). Works with any mmengine model (mmdet detectors,
@@ -66,7 +67,7 @@ class OrthogonalityLossHook(Hook):
         self.loss_weight = float(loss_weight)
         self.reduction = reduction
         self.log_interval = log_interval
-        self._bases: Dict[str, FilterBasis] = {}
+        self._bases: Dict[str, nn.Parameter] = {}
         self._model: Optional[torch.nn.Module] = None
         self._parse_losses: Optional[Callable] = None
         self._own_parse_losses: Optional[Callable] = None
@@ -80,7 +81,7 @@ class OrthogonalityLossHook(Hook):
         if not self._bases:
             print_log(
                 f'OrthogonalityLossHook: {type(model).__name__} has no '
-                f'shared filter basis (FilterBasis); no loss_orth is added',
+                f'shared filter basis; no loss_orth is added',
                 logger='current',
                 level=logging.WARNING)
             return
@@ -126,7 +127,7 @@ class OrthogonalityLossHook(Hook):
                 f'OrthogonalityLossHook: the losses of the model already hold '
                 f'a loss_orth, got losses with keys {list(losses)}')
         errors = torch.stack([
-            orthogonality_error(basis.weight, self.reduction)
+            orthogonality_error(basis, self.reduction)
             for basis in self._bases.values()
         ])
         if not torch.isfinite(errors).all():

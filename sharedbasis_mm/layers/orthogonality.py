@@ -1,11 +1,11 @@
 """Orthogonality of filter bases (Learning Deeply Shared Filter Bases, eq. 7) and finding them."""
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .shared_basis import BasisConv2d, FilterBasis
+from .shared_basis import BasisConv2d
 
 REDUCTIONS = ('sum', 'mean')
 
@@ -39,17 +39,32 @@ def orthogonality_error(weight: Tensor, reduction: str = 'sum') -> Tensor:
     return squared.sum() if reduction == 'sum' else squared.mean()
 
 
-def find_shared_bases(model: nn.Module) -> Dict[str, FilterBasis]:
-    """Every :class:`FilterBasis` of a model, each once, by module name.
+def find_shared_bases(model: nn.Module) -> Dict[str, nn.Parameter]:
+    """Every shared filter basis of a model, each once, by its name.
 
-    Works on any ``nn.Module``, wrapped (DDP) or not; a basis used by
-    several layers is listed once, under the first name it is reached by.
+    A shared basis is the ``shared_basis`` Parameter of a
+    :class:`BasisConv2d`. Its name is its key in ``model.state_dict()``
+    (e.g. ``backbone.layer1.shared_basis``), and the bases come in
+    state-dict order. A basis that ``model`` uses but does not hold (a
+    submodule taken out of the group that owns its basis) is named after
+    its first user, ``<layer>.shared_basis``, and comes last. Works on any
+    ``nn.Module``, wrapped (DDP) or not.
     """
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, FilterBasis)
+    first_users: Dict[int, Tuple[str, nn.Parameter]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, BasisConv2d) and module.shared_basis is not None:
+            first_users.setdefault(
+                id(module.shared_basis), (name, module.shared_basis))
+    bases = {
+        name: param
+        for name, param in model.named_parameters()
+        if id(param) in first_users
     }
+    held = {id(param) for param in bases.values()}
+    for key, (user, basis) in first_users.items():
+        if key not in held:
+            bases[f'{user}.shared_basis' if user else 'shared_basis'] = basis
+    return bases
 
 
 def find_basis_users(model: nn.Module) -> Dict[str, List[str]]:
@@ -60,7 +75,10 @@ def find_basis_users(model: nn.Module) -> Dict[str, List[str]]:
         to the names of the :class:`BasisConv2d` layers that share it, in
         module order.
     """
-    names = {id(basis): name for name, basis in find_shared_bases(model).items()}
+    names = {
+        id(basis): name
+        for name, basis in find_shared_bases(model).items()
+    }
     users: Dict[str, List[str]] = {name: [] for name in names.values()}
     for name, module in model.named_modules():
         if isinstance(module, BasisConv2d) and module.shared_basis is not None:

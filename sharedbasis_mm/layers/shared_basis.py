@@ -4,15 +4,16 @@ Implements the recursive sharing of a filter basis of "Learning Deeply Shared
 Filter Bases for Efficient ConvNets" (Learning Deeply Shared Filter Bases, eq. 1-2, 8 and Figure 2a):
 a k x k convolution with T filters is factorized into a convolution with R
 basis elements followed by 1 x 1 coefficients, ``W_t = sum_r alpha_t^r
-W_basis^r``. Of the R elements, n are shared with other layers (a
-:class:`FilterBasis`) and R - n are unique to the layer.
+W_basis^r``. Of the R elements, n are shared with other layers (one
+Parameter made by :func:`make_filter_basis`, registered once by its owner)
+and R - n are unique to the layer.
 """
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
+from mmcv.cnn import build_conv_layer, build_norm_layer
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair
@@ -23,19 +24,21 @@ from .tied import check_divisible, check_positive
 _IntPair = Union[int, Tuple[int, int]]
 
 
-class FilterBasis(nn.Module):
-    """Filter-basis elements shared by several layers.
+def make_filter_basis(in_channels: int,
+                      num_elements: int,
+                      kernel_size: _IntPair,
+                      groups: int = 1) -> nn.Parameter:
+    """A new filter basis: ``num_elements`` orthogonal elements.
 
-    One ``FilterBasis`` object is handed to every layer that shares it, so
-    the elements are one Parameter with many users: ``model.parameters()``
-    yields it once, and the sharing survives ``deepcopy``, DDP and a
-    ``state_dict`` round trip (each user's key loads into the same tensor).
-    The elements are orthogonally initialised.
+    A basis is one ``nn.Parameter`` of shape ``(n, S, k, k)``. One module
+    registers it (its owner: the residual group of a backbone, or the layer
+    that created it); every layer it is handed to uses it without
+    registering it again, so the state dict, ``named_parameters``, EMA and
+    optimizers see it once.
 
-    With ``groups > 1`` the basis is that of a grouped convolution (the
-    ResNeXts): element ``r`` sees the ``in_channels / groups`` channels of
-    group ``r // (num_elements / groups)``, and ``weight`` is
-    ``(n, in_channels / groups, k, k)``.
+    With ``groups > 1`` it is the basis of a grouped convolution (the
+    ResNeXts), ``(n, S / groups, k, k)``: element ``r`` sees the channels of
+    group ``r // (n / groups)``.
 
     Args:
         in_channels (int): Input channels S of each element.
@@ -44,53 +47,55 @@ class FilterBasis(nn.Module):
         groups (int): Groups of the convolution with the basis.
             Defaults to 1.
     """
+    check_positive('make_filter_basis', 'in_channels', in_channels)
+    check_positive('make_filter_basis', 'num_elements', num_elements)
+    check_positive('make_filter_basis', 'groups', groups)
+    check_divisible('make_filter_basis', 'in_channels', in_channels,
+                    'groups', groups)
+    check_divisible('make_filter_basis', 'num_elements', num_elements,
+                    'groups', groups)
+    basis = nn.Parameter(
+        torch.empty(num_elements, in_channels // groups, *_pair(kernel_size)))
+    nn.init.orthogonal_(basis)
+    return basis
 
-    def __init__(self,
-                 in_channels: int,
-                 num_elements: int,
-                 kernel_size: _IntPair,
-                 groups: int = 1) -> None:
-        super().__init__()
-        check_positive('FilterBasis', 'in_channels', in_channels)
-        check_positive('FilterBasis', 'num_elements', num_elements)
-        check_positive('FilterBasis', 'groups', groups)
-        check_divisible('FilterBasis', 'in_channels', in_channels, 'groups',
-                        groups)
-        check_divisible('FilterBasis', 'num_elements', num_elements,
-                        'groups', groups)
-        self.in_channels = in_channels
-        self.num_elements = num_elements
-        self.kernel_size = _pair(kernel_size)
-        self.groups = groups
-        self.weight = nn.Parameter(
-            torch.empty(num_elements, in_channels // groups,
-                        *self.kernel_size))
-        self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        nn.init.orthogonal_(self.weight)
+def check_basis_conv_cfg(owner: str, conv_cfg: Optional[Dict]) -> None:
+    """Raise a ValueError if ``conv_cfg`` cannot build a shared-basis layer.
 
-    def extra_repr(self) -> str:
-        return (f'in_channels={self.in_channels}, '
-                f'num_elements={self.num_elements}, '
-                f'kernel_size={self.kernel_size}, groups={self.groups}')
+    A shared basis is a plain convolution weight used by several layers, so
+    only the plain convolution applies to it and to its coefficients.
+    """
+    if conv_cfg is None:
+        return
+    if not isinstance(conv_cfg, dict) or conv_cfg.get('type') not in (
+            'Conv', 'Conv2d', nn.Conv2d) or len(conv_cfg) != 1:
+        raise ValueError(
+            f'{owner}: conv_cfg={conv_cfg!r} cannot apply to a shared filter '
+            f'basis and its coefficients; expected None, dict(type="Conv") '
+            f'or dict(type="Conv2d")')
 
 
 @MODELS.register_module('BasisConv')
 class BasisConv2d(nn.Module):
     """Convolution with the R elements of a filter basis (eq. 8).
 
-    The basis is the union of the n elements of a shared
-    :class:`FilterBasis` and ``unique_rank`` elements of this layer's own;
-    both are applied in one convolution call. The output has one channel per
-    element: the basis responses ``U * W_basis^r`` of eq. 2. With
-    ``unique_rank=0`` this is a plain convolution whose whole weight is
-    shared, as the shared 3 x 3 convolutions of ResNet50-Shared.
+    The basis is the union of the n shared elements (``shared_basis``, a
+    Parameter from :func:`make_filter_basis`) and ``unique_rank`` elements
+    of this layer's own; both are applied in one convolution call. The
+    output has one channel per element: the basis responses
+    ``U * W_basis^r`` of eq. 2. With ``unique_rank=0`` this is a plain
+    convolution whose whole weight is shared, as the shared 3 x 3
+    convolutions of ResNet50-Shared.
 
-    A grouped basis (ResNeXt50-S64U4) convolves the shared elements with the
-    basis's ``groups`` and the unique ones with ``unique_groups``; the two
+    A grouped basis (ResNeXt50-S64U4) convolves the shared elements with
+    ``groups`` and the unique ones with ``unique_groups``; the two
     convolutions run separately and their responses are concatenated, shared
     first.
+
+    A layer that creates its shared elements registers them (state-dict key
+    ``shared_basis``); a layer given them uses them without registering
+    them: their owner (the module that registered them) stores them once.
 
     Registered as the conv layer ``BasisConv`` (``out_channels`` is R).
 
@@ -101,18 +106,24 @@ class BasisConv2d(nn.Module):
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
         dilation (int | tuple[int, int]): Dilation. Defaults to 1.
-        groups (int): Groups of the convolution with the shared elements
-            (those of ``shared_basis``). Defaults to 1.
+        groups (int): Groups of the convolution with the shared elements.
+            Defaults to 1.
         bias (bool): Must be False: a basis has no bias. Accepted for the
             interface of ``build_conv_layer``. Defaults to False.
         unique_rank (int): Elements unique to this layer, R - n.
             Defaults to 0.
-        shared_basis (FilterBasis, optional): The n = R - unique_rank shared
-            elements. If None, the layer creates them itself; other layers
-            can then share ``layer.shared_basis``. Defaults to None.
+        shared_basis (nn.Parameter, optional): The n = R - unique_rank
+            shared elements, ``(n, S / groups, k, k)``, registered by another
+            module. If None, the layer creates and registers them; other
+            layers can then share ``layer.shared_basis``. Defaults to None.
         unique_groups (int, optional): Groups of the convolution with the
             unique elements; None for ``groups``. Defaults to None.
     """
+
+    # Version 2: the layer registers only a basis it created, as the
+    # Parameter ``shared_basis`` (version 1: ``shared_basis.weight``, also
+    # in every layer given it).
+    _version = 2
 
     def __init__(self,
                  in_channels: int,
@@ -124,7 +135,7 @@ class BasisConv2d(nn.Module):
                  groups: int = 1,
                  bias: bool = False,
                  unique_rank: int = 0,
-                 shared_basis: Optional[FilterBasis] = None,
+                 shared_basis: Optional[nn.Parameter] = None,
                  unique_groups: Optional[int] = None) -> None:
         super().__init__()
         rank = out_channels
@@ -139,6 +150,7 @@ class BasisConv2d(nn.Module):
             raise ValueError('BasisConv2d: a filter basis has no bias, got '
                              'bias=True; expected bias=False')
         unique_groups = groups if unique_groups is None else unique_groups
+        check_positive('BasisConv2d', 'groups', groups)
         check_positive('BasisConv2d', 'unique_groups', unique_groups)
         if unique_rank > 0:
             check_divisible('BasisConv2d', 'in_channels', in_channels,
@@ -147,12 +159,6 @@ class BasisConv2d(nn.Module):
                             'unique_groups', unique_groups)
         kernel_size = _pair(kernel_size)
         num_shared = rank - unique_rank
-        if shared_basis is None and num_shared > 0:
-            shared_basis = FilterBasis(in_channels, num_shared, kernel_size,
-                                       groups)
-        elif shared_basis is not None:
-            self._check_shared_basis(shared_basis, in_channels, num_shared,
-                                     kernel_size, groups)
         self.in_channels = in_channels
         self.out_channels = rank
         self.kernel_size = kernel_size
@@ -165,7 +171,15 @@ class BasisConv2d(nn.Module):
         self.transposed = False
         self.output_padding = (0, 0)
         self.unique_rank = unique_rank
-        self.shared_basis = shared_basis
+        if shared_basis is None:
+            self.register_parameter(
+                'shared_basis',
+                make_filter_basis(in_channels, num_shared, kernel_size,
+                                  groups) if num_shared > 0 else None)
+        else:
+            self._check_shared_basis(shared_basis, in_channels, num_shared,
+                                     kernel_size, groups)
+            self._use_shared_basis(shared_basis)
         if unique_rank > 0:
             self.unique_weight = nn.Parameter(
                 torch.empty(unique_rank, in_channels // unique_groups,
@@ -174,51 +188,74 @@ class BasisConv2d(nn.Module):
         else:
             self.register_parameter('unique_weight', None)
 
+    def _use_shared_basis(self, basis: nn.Parameter) -> None:
+        """Use ``basis`` without registering it: a plain attribute."""
+        object.__setattr__(self, 'shared_basis', basis)
+
+    @property
+    def owns_shared_basis(self) -> bool:
+        """Whether this layer registers its shared elements."""
+        return self._parameters.get('shared_basis') is not None
+
+    def release_shared_basis(self) -> nn.Parameter:
+        """Hand the shared elements over to another owner.
+
+        The layer keeps using them but no longer registers them; the caller
+        registers the returned Parameter.
+        """
+        if not self.owns_shared_basis:
+            raise ValueError('BasisConv2d: this layer does not own a shared '
+                             'basis to release')
+        basis = self._parameters.pop('shared_basis')
+        self._use_shared_basis(basis)
+        return basis
+
     def init_weights(self) -> None:
-        """Initialise the elements orthogonally, the shared ones included.
+        """Initialise the elements orthogonally: the unique ones, and the
+        shared ones if this layer owns them (else their owner does).
 
         Its presence also keeps mmcv's ``ConvModule`` from Kaiming-
         initialising the basis.
         """
-        if self.shared_basis is not None:
-            self.shared_basis.reset_parameters()
-        if self.unique_weight is not None:
-            nn.init.orthogonal_(self.unique_weight)
+        with torch.no_grad():
+            if self.owns_shared_basis:
+                nn.init.orthogonal_(self.shared_basis)
+            if self.unique_weight is not None:
+                nn.init.orthogonal_(self.unique_weight)
 
     @staticmethod
-    def _check_shared_basis(basis: FilterBasis, in_channels: int,
+    def _check_shared_basis(basis: nn.Parameter, in_channels: int,
                             num_shared: int, kernel_size: Tuple[int, int],
                             groups: int) -> None:
-        if not isinstance(basis, FilterBasis):
-            raise TypeError(f'BasisConv2d: shared_basis must be a '
-                            f'FilterBasis, got {type(basis).__name__}')
-        if basis.in_channels != in_channels:
+        if not isinstance(basis, nn.Parameter) or basis.dim() != 4:
+            raise TypeError(
+                f'BasisConv2d: shared_basis must be an nn.Parameter of shape '
+                f'(n, in_channels / groups, k, k) as make_filter_basis '
+                f'makes, got {type(basis).__name__}')
+        if basis.shape[1] * groups != in_channels:
             raise ValueError(
-                f'BasisConv2d: in_channels={in_channels} differs from the '
-                f'shared basis, whose elements have in_channels='
-                f'{basis.in_channels}')
-        if basis.kernel_size != kernel_size:
+                f'BasisConv2d: in_channels={in_channels} with groups={groups}'
+                f' differs from the shared basis, whose elements have '
+                f'{basis.shape[1]} input channels; expected '
+                f'{in_channels // groups}')
+        if tuple(basis.shape[2:]) != kernel_size:
             raise ValueError(
                 f'BasisConv2d: kernel_size={kernel_size} differs from the '
-                f'shared basis, whose kernel_size is {basis.kernel_size}')
-        if basis.num_elements != num_shared:
+                f'shared basis, whose kernel_size is {tuple(basis.shape[2:])}')
+        if basis.shape[0] != num_shared:
             raise ValueError(
                 f'BasisConv2d: rank - unique_rank={num_shared} shared '
                 f'elements expected, but the shared basis has '
-                f'num_elements={basis.num_elements}')
-        if basis.groups != groups:
-            raise ValueError(
-                f'BasisConv2d: groups={groups} differs from the shared '
-                f'basis, whose groups is {basis.groups}')
+                f'{basis.shape[0]} elements')
 
     @classmethod
     def like(cls,
              conv: nn.Conv2d,
-             shared_basis: Optional[FilterBasis] = None) -> 'BasisConv2d':
+             shared_basis: Optional[nn.Parameter] = None) -> 'BasisConv2d':
         """A basis convolution with the geometry of a plain ``conv``.
 
         Its whole weight is shared: ``shared_basis`` if given, else a new
-        :class:`FilterBasis` that other layers can share.
+        basis that the layer registers and other layers can share.
         """
         if conv.bias is not None:
             raise ValueError('only a convolution without bias can become a '
@@ -243,7 +280,7 @@ class BasisConv2d(nn.Module):
         """
         parts = []
         if self.shared_basis is not None:
-            parts.append(_ungrouped(self.shared_basis.weight, self.groups))
+            parts.append(_ungrouped(self.shared_basis, self.groups))
         if self.unique_weight is not None:
             parts.append(_ungrouped(self.unique_weight, self.unique_groups))
         return torch.cat(parts) if len(parts) > 1 else parts[0]
@@ -254,7 +291,7 @@ class BasisConv2d(nn.Module):
                             self.dilation)
         parts = []
         if self.shared_basis is not None:
-            parts.append((self.shared_basis.weight, self.groups))
+            parts.append((self.shared_basis, self.groups))
         if self.unique_weight is not None:
             parts.append((self.unique_weight, self.unique_groups))
         return torch.cat([
@@ -274,6 +311,20 @@ class BasisConv2d(nn.Module):
             bias=False)
         conv.weight.data.copy_(self.weight.detach())
         return conv.to(self.weight.device)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str,
+                              local_metadata: dict, *args) -> None:
+        """Load, upgrading a version-1 state dict of a layer owning its basis.
+
+        Version 1 stored the shared elements as ``shared_basis.weight``;
+        version 2 as ``shared_basis``.
+        """
+        if local_metadata.get('version', 1) < 2 and self.owns_shared_basis:
+            old = prefix + 'shared_basis.weight'
+            if old in state_dict and prefix + 'shared_basis' not in state_dict:
+                state_dict[prefix + 'shared_basis'] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      *args)
 
     def extra_repr(self) -> str:
         num_shared = self.out_channels - self.unique_rank
@@ -305,13 +356,16 @@ class SharedBasisConv2d(nn.Module):
     """A convolution factorized into a filter basis and coefficients.
 
     ``x -> BasisConv2d (R elements, n shared) -> norm over the R responses ->
-    1 x 1 coefficients R -> T``, as in Figure 2a of Learning Deeply Shared Filter Bases. With the norm
-    set to identity it equals a plain convolution with the reconstructed
-    filters ``W_t = sum_r alpha_t^r W_basis^r`` (eq. 1). :meth:`fuse` turns a
+    1 x 1 coefficients R -> T``, as in Figure 2a of Learning Deeply Shared
+    Filter Bases. With the norm set to identity it equals a plain
+    convolution with the reconstructed filters
+    ``W_t = sum_r alpha_t^r W_basis^r`` (eq. 1). :meth:`fuse` turns a
     trained layer into that plain convolution.
 
     Registered as the conv layer ``SharedBasisConv``, so a ``conv_cfg`` such
-    as ``dict(type='SharedBasisConv', rank=49, unique_rank=1)`` builds it.
+    as ``dict(type='SharedBasisConv', rank=49, unique_rank=1)`` builds it
+    wherever mmcv builds a convolution, mmcv's ``ConvModule`` included (it
+    has the attributes ``ConvModule`` reads from its conv).
 
     Args:
         in_channels (int): Input channels S.
@@ -324,11 +378,15 @@ class SharedBasisConv2d(nn.Module):
         bias (bool): Whether the coefficients have a bias. Defaults to False.
         rank (int): The rank R of the basis. Required.
         unique_rank (int): Elements unique to this layer. Defaults to 0.
-        shared_basis (FilterBasis, optional): The R - unique_rank shared
-            elements; created by the layer if None. Defaults to None.
+        shared_basis (nn.Parameter, optional): The R - unique_rank shared
+            elements, registered by another module; created (and
+            registered) by the layer if None. Defaults to None.
         norm_cfg (dict, optional): The norm over the R basis responses
             (unshared, one per layer). None for no norm.
             Defaults to ``dict(type='BN')``.
+        conv_cfg (dict, optional): The conv layer of the 1 x 1
+            coefficients: None or the plain ``Conv``/``Conv2d`` (see
+            :func:`check_basis_conv_cfg`). Defaults to None.
     """
 
     def __init__(self,
@@ -343,10 +401,12 @@ class SharedBasisConv2d(nn.Module):
                  *,
                  rank: int,
                  unique_rank: int = 0,
-                 shared_basis: Optional[FilterBasis] = None,
-                 norm_cfg: Optional[Dict] = dict(type='BN')) -> None:
+                 shared_basis: Optional[nn.Parameter] = None,
+                 norm_cfg: Optional[Dict] = dict(type='BN'),
+                 conv_cfg: Optional[Dict] = None) -> None:
         super().__init__()
         check_positive('SharedBasisConv2d', 'out_channels', out_channels)
+        check_basis_conv_cfg('SharedBasisConv2d', conv_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.basis = BasisConv2d(
@@ -360,15 +420,45 @@ class SharedBasisConv2d(nn.Module):
             unique_rank=unique_rank,
             shared_basis=shared_basis)
         self.norm = build_norm_layer(norm_cfg, rank)[1] if norm_cfg else None
-        self.coefficients = nn.Conv2d(rank, out_channels, 1, bias=bias)
+        self.coefficients = build_conv_layer(
+            conv_cfg, rank, out_channels, 1, bias=bias)
+        # The attributes mmcv's ConvModule exports from its conv.
+        self.groups = 1
+        self.transposed = False
+        self.output_padding = (0, 0)
 
     @property
     def rank(self) -> int:
         return self.basis.out_channels
 
     @property
-    def shared_basis(self) -> Optional[FilterBasis]:
+    def shared_basis(self) -> Optional[nn.Parameter]:
         return self.basis.shared_basis
+
+    @property
+    def kernel_size(self) -> Tuple[int, int]:
+        return self.basis.kernel_size
+
+    @property
+    def stride(self) -> Tuple[int, int]:
+        return self.basis.stride
+
+    @property
+    def padding(self) -> Tuple[int, int]:
+        return self.basis.padding
+
+    @property
+    def dilation(self) -> Tuple[int, int]:
+        return self.basis.dilation
+
+    def init_weights(self) -> None:
+        """Initialise the basis as :meth:`BasisConv2d.init_weights` (the
+        coefficients and the norm keep PyTorch's initialisation).
+
+        Its presence also keeps mmcv's ``ConvModule`` from Kaiming-
+        initialising the layer.
+        """
+        self.basis.init_weights()
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.basis(x)
@@ -405,6 +495,112 @@ class SharedBasisConv2d(nn.Module):
             torch.einsum('tr,rskl->tskl', coefficients, basis.weight))
         conv.bias.copy_(bias)
         return conv
+
+
+class SharedBasisSequential(nn.Sequential):
+    """Blocks in sequence that own the filter bases they share.
+
+    A residual group registers each basis its blocks share as a Parameter of
+    its own (``own_basis``), e.g. ``layer1.shared_basis``; the blocks use it
+    without registering it. Being an ``nn.Sequential`` of the blocks only,
+    it iterates, indexes and runs as one.
+
+    Loading upgrades a version-1 state dict (before version 2, every layer
+    using a basis stored a copy, ``<layer>.shared_basis.weight``): the
+    copies of each basis must be equal and become its one key; copies that
+    differ raise an error naming their keys (the checkpoint shares its
+    bases otherwise than this model). A state dict holding plain
+    convolution weights where this group's layers share a basis (a plain
+    ResNet checkpoint) gets an error message saying how to get a
+    compatible checkpoint.
+    """
+
+    _version = 2
+
+    def own_basis(self, name: str, layer: BasisConv2d) -> None:
+        """Register the basis that ``layer`` created as ``name``."""
+        self.register_parameter(name, layer.release_shared_basis())
+
+    def basis_users(self) -> Dict[str, List[str]]:
+        """For each owned basis, the names of the layers using it."""
+        names = {id(p): n for n, p in self.named_parameters(recurse=False)}
+        users: Dict[str, List[str]] = {name: [] for name in names.values()}
+        for name, module in self.named_modules():
+            if isinstance(module, BasisConv2d) and id(
+                    module.shared_basis) in names:
+                users[names[id(module.shared_basis)]].append(name)
+        return users
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str,
+                              local_metadata: dict, strict: bool,
+                              missing_keys: List[str],
+                              unexpected_keys: List[str],
+                              error_msgs: List[str]) -> None:
+        users = self.basis_users()
+        if local_metadata.get('version', 1) < 2:
+            self._upgrade_from_version_1(state_dict, prefix, users,
+                                         error_msgs)
+        self._explain_plain_checkpoint(state_dict, prefix, error_msgs)
+        owned = dict(self.named_parameters(recurse=False))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        # load_state_dict(assign=True) replaces the Parameters: hand the new
+        # ones to the layers using them.
+        for name, new in self.named_parameters(recurse=False):
+            if new is not owned[name]:
+                for user in users[name]:
+                    self.get_submodule(user)._use_shared_basis(new)
+
+    @staticmethod
+    def _upgrade_from_version_1(state_dict: dict, prefix: str,
+                                users: Dict[str, List[str]],
+                                error_msgs: List[str]) -> None:
+        for name, user_names in users.items():
+            old_keys = [
+                f'{prefix}{user}.shared_basis.weight' for user in user_names
+                if f'{prefix}{user}.shared_basis.weight' in state_dict
+            ]
+            if not old_keys or prefix + name in state_dict:
+                continue
+            copies = [state_dict[key] for key in old_keys]
+            differing = [
+                key for key, copy in zip(old_keys, copies)
+                if copy.shape != copies[0].shape or not torch.equal(
+                    copy, copies[0])
+            ]
+            if differing:
+                error_msgs.append(
+                    f'the copies of the shared basis {prefix}{name} differ in '
+                    f'the checkpoint: {old_keys[0]} and '
+                    f'{", ".join(differing)} (is it of another sharing '
+                    f'layout, e.g. another num_bases or share?)')
+                continue
+            for key in old_keys:
+                del state_dict[key]
+            state_dict[prefix + name] = copies[0]
+
+    def _explain_plain_checkpoint(self, state_dict: dict, prefix: str,
+                                  error_msgs: List[str]) -> None:
+        missing = [
+            prefix + name for name, _ in self.named_parameters(recurse=False)
+            if prefix + name not in state_dict
+        ]
+        plain = [
+            f'{prefix}{name}.weight' for name, module in self.named_modules()
+            if isinstance(module, (BasisConv2d, SharedBasisConv2d))
+            and f'{prefix}{name}.weight' in state_dict
+        ]
+        if missing and plain:
+            error_msgs.append(
+                f'the checkpoint holds plain convolution weights ({plain[0]}'
+                f', ...) where the layers share filter bases, and not the '
+                f'bases ({", ".join(missing)}): it is a plain ResNet '
+                f'checkpoint. A shared-basis backbone loads checkpoints of '
+                f'its own layout: train one, convert a shared-basis '
+                f'classifier checkpoint with tools/convert_cls_checkpoint.py, '
+                f'or the authors\' pretrained weights with '
+                f'tools/model_converters/net_rl2_to_mmpretrain.py')
 
 
 def batch_norm_scale_shift(norm: nn.Module) -> Tuple[Tensor, Tensor]:
