@@ -10,12 +10,14 @@ the same way: their model from github.com/ssregibility/Net_RL2 at commit
 the seeded input, eval and train mode, torch 2.14.1 on the CPU.
 """
 import os.path as osp
+import re
 
 import pytest
 import torch
 from mmengine.config import Config
 from net_rl2_fixtures import (fixture_input, fixture_logits,
                               fixture_state_dict)
+from torch.nn.modules.batchnorm import _BatchNorm
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config
@@ -45,7 +47,13 @@ def relative_error(actual, expected):
 
 
 def logits(model, inputs, train):
+    """The logits in eval mode, or in train mode with batch statistics in
+    every norm, whatever the backbone's ``norm_eval`` (mmdet's ResNeXt
+    freezes them by default)."""
     model.train(train)
+    for module in model.modules():
+        if isinstance(module, _BatchNorm):
+            module.train(train)
     with torch.no_grad():
         return model(inputs, mode='tensor')
 
@@ -87,13 +95,18 @@ def test_densenet_with_transition_activations_is_refused():
 
 
 @pytest.mark.parametrize('name,config,key', [
-    ('cifar100_resnext50_s64u4', CASES[0][1], 'conv1.weight'),
-    ('cifar100_densenet121', CASES[0][1], 'shared_basis_3.weight'),
-    ('cifar100_resnext50_32x4d', CASES[1][1], 'layer1.1.conv1.weight'),
+    ('cifar100_resnext50_s64u4', CASES[0][1],
+     'features.dense_block_layer_0.bottle_neck_layer_0.shared_basis.weight'),
+    ('cifar100_densenet121', CASES[0][1], 'shared_basis_1.weight'),
+    ('cifar100_densenet121_s16u1', CASES[2][1],
+     'features.dense_block_layer_0.bottle_neck_layer_0.residual_function.0.'
+     'weight'),
+    ('cifar100_resnext50_32x4d', CASES[1][1], 'shared_basis_1.weight'),
 ])
 def test_a_checkpoint_for_another_model_is_refused(name, config, key):
+    """The message names the first checkpoint key that does not fit."""
     model = build(config)
-    with pytest.raises(NetRL2ConversionError, match=key):
+    with pytest.raises(NetRL2ConversionError, match=re.escape(repr(key))):
         convert_net_rl2(fixture_state_dict(name), model, config)
 
 

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 
 import sharedbasis_mm  # noqa: F401
-from sharedbasis_mm.analysis import (build_model_from_config, count_flops,
-                                     count_parameters)
+from sharedbasis_mm.analysis import build_model_from_config, count_parameters
 from sharedbasis_mm.backbones import (SharedBasisDenseNet,
                                       SharedBasisDenseNetCifar,
                                       SharedBasisResNeXt,
@@ -60,12 +59,6 @@ def test_parameters_within_half_a_percent_of_table_2(config, params, flops,
     # exactly the authors' model, less the basis it never uses
     unused = UNUSED_BASIS if fixture == 'cifar100_densenet121_s16u1' else 0
     assert count == authors_params(fixture) - unused
-
-
-@pytest.mark.parametrize('config,params,flops,fixture', TABLE_2)
-def test_flops_near_table_2(config, params, flops, fixture):
-    measured = count_flops(build(config), (3, 32, 32))
-    assert abs(measured / flops - 1) < 0.03
 
 
 def test_densenet_bases_one_per_dense_block_unless_told():
@@ -237,8 +230,12 @@ def test_grouped_shared_basis_conv_fuses():
     (lambda: BasisConv2d(8, 6, 3, unique_rank=3, unique_groups=2),
      'unique_rank=3'),
     (lambda: BasisConv2d(
-        8, 6, 3, groups=2, unique_rank=2, shared_basis=make_filter_basis(8, 4, 3)),
-     'groups=2'),
+        8,
+        6,
+        3,
+        groups=2,
+        unique_rank=2,
+        shared_basis=make_filter_basis(8, 4, 3)), 'groups=2'),
     (lambda: SharedBasisDenseNet(arch='121', basis_indices=(0, 1, 2)),
      'basis_indices'),
     (lambda: SharedBasisDenseNet(

@@ -55,7 +55,8 @@ def _layer_entries(layer, prefix: str) -> Iterator[Entry]:
     conv = layer.conv2
     unique_rank = conv.basis.unique_rank
     if conv.basis.unique_weight is not None:
-        yield Entry(conv.basis.unique_weight, (f'{prefix}.basis_conv2.weight', ))
+        yield Entry(conv.basis.unique_weight,
+                    (f'{prefix}.basis_conv2.weight', ))
     for name, tensor in conv.norm.state_dict(keep_vars=True).items():
         fold = shared_first(unique_rank) if tensor.dim() == 1 else None
         yield Entry(tensor, (f'{prefix}.basis_bn2.{name}', ), fold)
@@ -79,8 +80,8 @@ def _basis_entries(backbone: SharedBasisDenseNetCifar) -> Iterator[Entry]:
         for weight, keys in users.values()
     ]
     last = entries[-1]
-    entries[-1] = Entry(last.target,
-                        (*last.sources, f'shared_basis_{NUM_TOP_BASES}.weight'),
+    unused = f'shared_basis_{NUM_TOP_BASES}.weight'
+    entries[-1] = Entry(last.target, (*last.sources, unused),
                         _leave_out_unused)
     yield from entries
 

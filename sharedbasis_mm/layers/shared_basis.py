@@ -230,14 +230,16 @@ class BasisConv2d(nn.Module):
         if not isinstance(basis, nn.Parameter) or basis.dim() != 4:
             raise TypeError(
                 f'BasisConv2d: shared_basis must be an nn.Parameter of shape '
-                f'(n, in_channels / groups, k, k) as make_filter_basis '
-                f'makes, got {type(basis).__name__}')
+                f'(n, in_channels, k, k) ((n, in_channels / groups, k, k) '
+                f'with groups) as make_filter_basis makes, got '
+                f'{type(basis).__name__}')
         if basis.shape[1] * groups != in_channels:
+            per_group = (f' per group of groups={groups} (expected '
+                         f'{in_channels / groups:g})' if groups > 1 else '')
             raise ValueError(
-                f'BasisConv2d: in_channels={in_channels} with groups={groups}'
-                f' differs from the shared basis, whose elements have '
-                f'{basis.shape[1]} input channels; expected '
-                f'{in_channels // groups}')
+                f'BasisConv2d: in_channels={in_channels} differs from the '
+                f'shared basis, whose elements have in_channels='
+                f'{basis.shape[1]}{per_group}')
         if tuple(basis.shape[2:]) != kernel_size:
             raise ValueError(
                 f'BasisConv2d: kernel_size={kernel_size} differs from the '
