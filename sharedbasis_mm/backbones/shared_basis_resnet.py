@@ -4,7 +4,7 @@ In every residual group (stage), the first block stays a plain block, as in
 the paper's models, and the blocks after it share filter bases:
 
 - BasicBlock ResNets (depth 18, 34 and the CIFAR depths): each block's two
-  3 x 3 convolutions are :class:`SharedBasisConv2d` layers (basis -> BN ->
+  3 x 3 convolutions are :class:`SharedBasisConv2d` layers (basis -> norm ->
   1 x 1 coefficients) on one basis of the group (``num_bases=1``) or on two,
   one for the first and one for the second convolution of the blocks
   (``num_bases=2``, the paper's double-basis ‡ models). ``shared_rank`` s and
@@ -19,6 +19,10 @@ the paper's models, and the blocks after it share filter bases:
   ``'all'`` ResNet50-Shared-All. ``'conv1_conv2'`` is the reading of the
   paper's sentence on Shared‡ ("the first two convolutions"), with the same
   parameter count. BatchNorm is never shared.
+
+Each group (:class:`SharedBasisResLayer`) owns its bases: one Parameter and
+one state-dict key each, ``layer<i>.shared_basis`` (BasicBlock,
+``num_bases=1``) or ``layer<i>.shared_basis_<conv>``.
 """
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -268,7 +272,7 @@ class SharedBasisResNet(ResNet):
     shared.
 
     ``frozen_stages`` freezes whole residual groups; a basis is only shared
-    inside one group, so it is frozen exactly when all its users are.
+    inside one group, which owns it, so it is frozen with its group.
 
     Args:
         depth (int): 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck).
@@ -318,6 +322,8 @@ class SharedBasisResNet(ResNet):
                  **kwargs) -> None:
         self._check_args(depth, shared_rank, unique_rank, num_bases, share,
                          shortcut_type, kwargs)
+        # Refuse a bad conv_cfg or basis_norm_cfg under the backbone's name;
+        # the blocks resolve 'norm_cfg' to the backbone's norm_cfg.
         check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
         resolve_basis_norm_cfg(type(self).__name__, basis_norm_cfg, None)
         self.shared_rank = shared_rank

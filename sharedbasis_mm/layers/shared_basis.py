@@ -598,8 +598,9 @@ class SharedBasisSequential(nn.Sequential):
                 f'the checkpoint holds plain convolution weights ({plain[0]}'
                 f', ...) where the layers share filter bases, and not the '
                 f'bases ({", ".join(missing)}): it is a plain ResNet '
-                f'checkpoint. A shared-basis backbone loads checkpoints of '
-                f'its own layout: train one, convert a shared-basis '
+                f'checkpoint (or a fused one, which loads into deploy=True). '
+                f'A shared-basis backbone loads checkpoints of its own '
+                f'layout: train one, convert a shared-basis '
                 f'classifier checkpoint with tools/convert_cls_checkpoint.py, '
                 f'or the authors\' pretrained weights with '
                 f'tools/model_converters/net_rl2_to_mmpretrain.py')
