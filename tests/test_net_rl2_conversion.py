@@ -267,3 +267,30 @@ def test_converted_shared2_model_shares_conv2_and_conv3(shared2):
                            theirs[f'shared_basis_{index}_1.weight'])
         assert torch.equal(sharing[0].conv3.weight,
                            theirs[f'shared_basis_{index}_2.weight'])
+
+
+def test_authors_mobilenet_v2_structure_fuses_for_deployment():
+    """The options that build their MobileNetV2 keep the deploy path exact."""
+    from sharedbasis_mm.backbones import SharedBasisMobileNetV2
+    from sharedbasis_mm.deploy import fuse_model
+    torch.manual_seed(0)
+    model = SharedBasisMobileNetV2(
+        share='expand_project',
+        widen_factor=0.5,
+        always_expand=True,
+        block_act_cfg=dict(type='ReLU'),
+        eca=True)
+    model.train()
+    model(torch.randn(4, 3, 64, 64))  # moves the BN running statistics
+    model.eval()
+    inputs = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected, = model(inputs)
+        output, = fuse_model(model)(inputs)
+    assert relative_error(output, expected) < 1e-4
+
+
+def test_eca_kernel_must_be_odd():
+    from sharedbasis_mm.attention import ECALayer
+    with pytest.raises(ValueError, match='kernel_size=2'):
+        ECALayer(kernel_size=2)
