@@ -247,6 +247,7 @@ def test_grouped_shared_basis_conv_fuses():
     (lambda: SharedBasisResNeXt(depth=50, shared_rank=8, shared_groups=0),
      'shared_groups'),
     (lambda: small_resnext(shared_rank=6), 'num_elements=6'),
+    (lambda: small_resnext(conv_cfg=dict(type='TBC', blocks=2)), 'conv_cfg'),
 ])
 def test_bad_arguments_are_named(build_model, match):
     with pytest.raises(ValueError, match=match):

@@ -16,12 +16,11 @@ in 16 groups and 4/8/16/32 unique ones in 1/2/4/8 groups.
 from typing import Dict, Optional
 
 import torch.nn as nn
-
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
 from mmdet.models.backbones.resnext import ResNeXt
 
-from ..layers import BasisConv2d
+from ..layers import BasisConv2d, check_basis_conv_cfg
 from ..registry import MODELS
 from .shared_basis_resnet import SharedBasisResLayer, SharedBasisResNetCifar
 
@@ -151,6 +150,8 @@ class SharedBasisResNeXt(ResNeXt):
             raise ValueError(f'{name}: unique_rank={unique_rank} needs a '
                              f'shared basis, but shared_rank=0 builds the '
                              f'plain ResNeXt; expected shared_rank > 0')
+        if shared_rank > 0:
+            check_basis_conv_cfg(name, kwargs.get('conv_cfg'))
         self.shared_rank = shared_rank
         self.unique_rank = unique_rank
         self.shared_groups = shared_groups
