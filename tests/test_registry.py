@@ -20,6 +20,18 @@ COMPONENTS = {
     'SharedBasisResNet': dict(depth=18, shared_rank=4, base_channels=8),
     'SharedBasisResNetCifar': dict(depth=18, shared_rank=4, base_channels=8),
     'SharedBasisMobileNetV2': dict(widen_factor=0.25),
+    'SharedBasisDenseNet': dict(
+        arch=dict(growth_rate=4, depths=[1, 1], init_channels=8),
+        shared_rank=2, unique_rank=1),
+    'SharedBasisDenseNetCifar': dict(
+        arch=dict(growth_rate=4, depths=[1, 1], init_channels=8),
+        shared_rank=2, unique_rank=1),
+    'SharedBasisResNeXt': dict(depth=50, groups=4, base_width=4,
+                               base_channels=16, shared_rank=8,
+                               unique_rank=4, shared_groups=4),
+    'SharedBasisResNeXtCifar': dict(depth=50, groups=4, base_width=4,
+                                    base_channels=16, shared_rank=8,
+                                    unique_rank=4, shared_groups=4),
 }
 
 

@@ -3,8 +3,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..layers.tied import check_positive
 from ..registry import MODELS
+from ..utils.validation import check_positive_int
 
 
 @MODELS.register_module()
@@ -24,7 +24,7 @@ class ECALayer(nn.Module):
 
     def __init__(self, kernel_size: int = 3) -> None:
         super().__init__()
-        check_positive('ECALayer', 'kernel_size', kernel_size)
+        check_positive_int('kernel_size', kernel_size, owner='ECALayer')
         if kernel_size % 2 == 0:
             raise ValueError(f'ECALayer: kernel_size must be odd to keep the '
                              f'channels, got kernel_size={kernel_size}')

@@ -19,13 +19,16 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
-from ..utils.validation import check_bool, check_int, check_positive_int
+from ..utils.validation import (check_bool, check_divisible, check_int,
+                                check_positive_int)
 
 _IntPair = Union[int, Tuple[int, int]]
 
 
-def make_filter_basis(in_channels: int, num_elements: int,
-                      kernel_size: _IntPair) -> nn.Parameter:
+def make_filter_basis(in_channels: int,
+                      num_elements: int,
+                      kernel_size: _IntPair,
+                      groups: int = 1) -> nn.Parameter:
     """A new filter basis: ``num_elements`` orthogonal elements.
 
     A basis is one ``nn.Parameter`` of shape ``(n, S, k, k)``. One module
@@ -34,15 +37,26 @@ def make_filter_basis(in_channels: int, num_elements: int,
     registering it again, so the state dict, ``named_parameters``, EMA and
     optimizers see it once.
 
+    With ``groups > 1`` it is the basis of a grouped convolution (the
+    ResNeXts), ``(n, S / groups, k, k)``: element ``r`` sees the channels of
+    group ``r // (n / groups)``.
+
     Args:
         in_channels (int): Input channels S of each element.
         num_elements (int): Number of shared elements n.
         kernel_size (int | tuple[int, int]): Spatial size k of each element.
+        groups (int): Groups of the convolution with the basis.
+            Defaults to 1.
     """
-    check_positive_int('in_channels', in_channels, owner='make_filter_basis')
-    check_positive_int('num_elements', num_elements, owner='make_filter_basis')
+    owner = 'make_filter_basis'
+    check_positive_int('in_channels', in_channels, owner=owner)
+    check_positive_int('num_elements', num_elements, owner=owner)
+    check_positive_int('groups', groups, owner=owner)
+    check_divisible('in_channels', in_channels, 'groups', groups, owner=owner)
+    check_divisible('num_elements', num_elements, 'groups', groups,
+                    owner=owner)
     basis = nn.Parameter(
-        torch.empty(num_elements, in_channels, *_pair(kernel_size)))
+        torch.empty(num_elements, in_channels // groups, *_pair(kernel_size)))
     nn.init.orthogonal_(basis)
     return basis
 
@@ -75,6 +89,11 @@ class BasisConv2d(nn.Module):
     convolution whose whole weight is shared, as the shared 3 x 3
     convolutions of ResNet50-Shared.
 
+    A grouped basis (ResNeXt50-S64U4) convolves the shared elements with
+    ``groups`` and the unique ones with ``unique_groups``; the two
+    convolutions run separately and their responses are concatenated, shared
+    first.
+
     A layer that creates its shared elements registers them (state-dict key
     ``shared_basis``); a layer given them uses them without registering
     them: their owner (the module that registered them) stores them once.
@@ -88,16 +107,18 @@ class BasisConv2d(nn.Module):
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
         dilation (int | tuple[int, int]): Dilation. Defaults to 1.
-        groups (int): Must be 1. Accepted for the interface of
-            ``build_conv_layer``. Defaults to 1.
+        groups (int): Groups of the convolution with the shared elements.
+            Defaults to 1.
         bias (bool): Must be False: a basis has no bias. Accepted for the
             interface of ``build_conv_layer``. Defaults to False.
         unique_rank (int): Elements unique to this layer, R - n.
             Defaults to 0.
         shared_basis (nn.Parameter, optional): The n = R - unique_rank
-            shared elements, ``(n, S, k, k)``, registered by another module.
-            If None, the layer creates and registers them; other layers can
-            then share ``layer.shared_basis``. Defaults to None.
+            shared elements, ``(n, S / groups, k, k)``, registered by another
+            module. If None, the layer creates and registers them; other
+            layers can then share ``layer.shared_basis``. Defaults to None.
+        unique_groups (int, optional): Groups of the convolution with the
+            unique elements; None for ``groups``. Defaults to None.
     """
 
     # Version 2: the layer registers only a basis it created, as the
@@ -115,7 +136,8 @@ class BasisConv2d(nn.Module):
                  groups: int = 1,
                  bias: bool = False,
                  unique_rank: int = 0,
-                 shared_basis: Optional[nn.Parameter] = None) -> None:
+                 shared_basis: Optional[nn.Parameter] = None,
+                 unique_groups: Optional[int] = None) -> None:
         super().__init__()
         rank = check_positive_int('rank', out_channels, owner='BasisConv2d')
         check_positive_int('in_channels', in_channels, owner='BasisConv2d')
@@ -124,9 +146,14 @@ class BasisConv2d(nn.Module):
         if bias:
             raise ValueError('BasisConv2d: a filter basis has no bias, got '
                              'bias=True; expected bias=False')
-        if check_int('groups', groups, owner='BasisConv2d') != 1:
-            raise ValueError(f'BasisConv2d: a filter basis spans all input '
-                             f'channels, got groups={groups}; expected 1')
+        unique_groups = groups if unique_groups is None else unique_groups
+        check_positive_int('groups', groups, owner='BasisConv2d')
+        check_positive_int('unique_groups', unique_groups, owner='BasisConv2d')
+        if unique_rank > 0:
+            check_divisible('in_channels', in_channels, 'unique_groups',
+                            unique_groups, owner='BasisConv2d')
+            check_divisible('unique_rank', unique_rank, 'unique_groups',
+                            unique_groups, owner='BasisConv2d')
         kernel_size = _pair(kernel_size)
         num_shared = rank - unique_rank
         self.in_channels = in_channels
@@ -135,23 +162,25 @@ class BasisConv2d(nn.Module):
         self.stride = _pair(stride)
         self.padding = _pair(padding)
         self.dilation = _pair(dilation)
-        # The attributes mmcv's ConvModule exports from its conv.
-        self.groups = 1
+        # groups is also one of the attributes mmcv's ConvModule exports.
+        self.groups = groups
+        self.unique_groups = unique_groups
         self.transposed = False
         self.output_padding = (0, 0)
         self.unique_rank = unique_rank
         if shared_basis is None:
             self.register_parameter(
                 'shared_basis',
-                make_filter_basis(in_channels, num_shared, kernel_size)
-                if num_shared > 0 else None)
+                make_filter_basis(in_channels, num_shared, kernel_size,
+                                  groups) if num_shared > 0 else None)
         else:
             self._check_shared_basis(shared_basis, in_channels, num_shared,
-                                     kernel_size)
+                                     kernel_size, groups)
             self._use_shared_basis(shared_basis)
         if unique_rank > 0:
             self.unique_weight = nn.Parameter(
-                torch.empty(unique_rank, in_channels, *kernel_size))
+                torch.empty(unique_rank, in_channels // unique_groups,
+                            *kernel_size))
             nn.init.orthogonal_(self.unique_weight)
         else:
             self.register_parameter('unique_weight', None)
@@ -193,18 +222,21 @@ class BasisConv2d(nn.Module):
 
     @staticmethod
     def _check_shared_basis(basis: nn.Parameter, in_channels: int,
-                            num_shared: int, kernel_size: Tuple[int,
-                                                                int]) -> None:
+                            num_shared: int, kernel_size: Tuple[int, int],
+                            groups: int) -> None:
         if not isinstance(basis, nn.Parameter) or basis.dim() != 4:
             raise TypeError(
                 f'BasisConv2d: shared_basis must be an nn.Parameter of shape '
-                f'(n, in_channels, k, k) as make_filter_basis makes, got '
+                f'(n, in_channels, k, k) ((n, in_channels / groups, k, k) '
+                f'with groups) as make_filter_basis makes, got '
                 f'{type(basis).__name__}')
-        if basis.shape[1] != in_channels:
+        if basis.shape[1] * groups != in_channels:
+            per_group = (f' per group of groups={groups} (expected '
+                         f'{in_channels / groups:g})' if groups > 1 else '')
             raise ValueError(
                 f'BasisConv2d: in_channels={in_channels} differs from the '
                 f'shared basis, whose elements have in_channels='
-                f'{basis.shape[1]}')
+                f'{basis.shape[1]}{per_group}')
         if tuple(basis.shape[2:]) != kernel_size:
             raise ValueError(
                 f'BasisConv2d: kernel_size={kernel_size} differs from the '
@@ -224,11 +256,9 @@ class BasisConv2d(nn.Module):
         Its whole weight is shared: ``shared_basis`` if given, else a new
         basis that the layer registers and other layers can share.
         """
-        if conv.groups != 1 or conv.bias is not None:
-            raise ValueError(
-                f'only a convolution without groups and bias can become a '
-                f'basis, got groups={conv.groups}, '
-                f'bias={conv.bias is not None}')
+        if conv.bias is not None:
+            raise ValueError('only a convolution without bias can become a '
+                             'basis, got bias=True')
         return cls(
             conv.in_channels,
             conv.out_channels,
@@ -236,20 +266,37 @@ class BasisConv2d(nn.Module):
             stride=conv.stride,
             padding=conv.padding,
             dilation=conv.dilation,
+            groups=conv.groups,
             shared_basis=shared_basis).to(conv.weight.device)
 
     @property
     def weight(self) -> Tensor:
-        """The R basis elements, shared first: ``(R, S, k, k)``."""
-        if self.shared_basis is None:
-            return self.unique_weight
-        if self.unique_weight is None:
-            return self.shared_basis
-        return torch.cat([self.shared_basis, self.unique_weight])
+        """The R basis elements, shared first: ``(R, S, k, k)``.
+
+        A grouped part is spread over all S input channels, zero outside its
+        group, so this is the weight of one ungrouped convolution that
+        computes the layer.
+        """
+        parts = []
+        if self.shared_basis is not None:
+            parts.append(_ungrouped(self.shared_basis, self.groups))
+        if self.unique_weight is not None:
+            parts.append(_ungrouped(self.unique_weight, self.unique_groups))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, None, self.stride, self.padding,
-                        self.dilation)
+        if self.groups == self.unique_groups == 1:
+            return F.conv2d(x, self.weight, None, self.stride, self.padding,
+                            self.dilation)
+        parts = []
+        if self.shared_basis is not None:
+            parts.append((self.shared_basis, self.groups))
+        if self.unique_weight is not None:
+            parts.append((self.unique_weight, self.unique_groups))
+        return torch.cat([
+            F.conv2d(x, weight, None, self.stride, self.padding,
+                     self.dilation, groups) for weight, groups in parts
+        ], 1)
 
     def fuse(self) -> nn.Conv2d:
         """A plain ``nn.Conv2d`` holding a copy of the basis."""
@@ -280,10 +327,27 @@ class BasisConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         num_shared = self.out_channels - self.unique_rank
+        groups = ('' if self.groups == self.unique_groups == 1 else
+                  f', groups={self.groups}, unique_groups='
+                  f'{self.unique_groups}')
         return (f'{self.in_channels}, rank={self.out_channels} '
                 f'(shared={num_shared}, unique={self.unique_rank}), '
                 f'kernel_size={self.kernel_size}, stride={self.stride}, '
-                f'padding={self.padding}, dilation={self.dilation}')
+                f'padding={self.padding}, dilation={self.dilation}{groups}')
+
+
+def _ungrouped(weight: Tensor, groups: int) -> Tensor:
+    """The ``(R, S, k, k)`` weight of one ungrouped convolution equal to
+    the convolution with ``weight`` ``(R, S / groups, k, k)`` and
+    ``groups``."""
+    if groups == 1:
+        return weight
+    out_per_group = weight.shape[0] // groups
+    return torch.cat([
+        F.pad(weight[g * out_per_group:(g + 1) * out_per_group],
+              (0, 0, 0, 0, g * weight.shape[1],
+               (groups - 1 - g) * weight.shape[1])) for g in range(groups)
+    ])
 
 
 @MODELS.register_module('SharedBasisConv')
@@ -309,7 +373,7 @@ class SharedBasisConv2d(nn.Module):
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
         dilation (int | tuple[int, int]): Dilation. Defaults to 1.
-        groups (int): Must be 1. Defaults to 1.
+        groups (int): Groups of the basis convolution. Defaults to 1.
         bias (bool): Whether the coefficients have a bias. Defaults to False.
         rank (int): The rank R of the basis. Required.
         unique_rank (int): Elements unique to this layer. Defaults to 0.
