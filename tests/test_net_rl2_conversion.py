@@ -20,8 +20,7 @@ import sharedbasis_mm  # noqa: F401
 from net_rl2_fixtures import (fixture_input, fixture_logits,
                               fixture_state_dict, manifest)
 from sharedbasis_mm.analysis import build_model_from_config
-from sharedbasis_mm.converters import (NetRL2ConversionError,
-                                       convert_net_rl2,
+from sharedbasis_mm.converters import (NetRL2ConversionError, convert_net_rl2,
                                        convert_net_rl2_checkpoint,
                                        load_net_rl2_checkpoint)
 from sharedbasis_mm.layers import BasisConv2d
@@ -41,11 +40,11 @@ NET_RL2_MODELS = [
     ('ilsvrc_resnet101_shared', 'shared_basis/resnet101-shared_8xb32_in1k',
      ()),
     ('ilsvrc_mobilenetv2_shared',
-     'shared_basis/mobilenet-v2-shared_8xb32_in1k',
-     ('pre.0.bias', 'conv1.0.bias')),
+     'shared_basis/mobilenet-v2-shared_8xb32_in1k', ('pre.0.bias',
+                                                     'conv1.0.bias')),
     ('ilsvrc_mobilenetv2_shared2',
-     'shared_basis/mobilenet-v2-shared2_8xb32_in1k',
-     ('pre.0.bias', 'conv1.0.bias')),
+     'shared_basis/mobilenet-v2-shared2_8xb32_in1k', ('pre.0.bias',
+                                                      'conv1.0.bias')),
     ('cifar100_resnet34_s32u1', 'shared_basis/resnet34-s32u1_1xb128_cifar100',
      ()),
     ('cifar100_resnet34_s16u1',
@@ -68,8 +67,7 @@ def build(config):
 
 
 def relative_error(output, reference):
-    return ((output - reference).abs().max() /
-            reference.abs().max()).item()
+    return ((output - reference).abs().max() / reference.abs().max()).item()
 
 
 def train_norms(model):
@@ -91,7 +89,8 @@ def assert_their_logits(model, name):
         assert relative_error(model(inputs), logits_train) < 1e-4
 
 
-@pytest.mark.parametrize('name,config,folded', NET_RL2_MODELS,
+@pytest.mark.parametrize('name,config,folded',
+                         NET_RL2_MODELS,
                          ids=[m[0] for m in NET_RL2_MODELS])
 def test_converted_model_gives_their_logits(name, config, folded):
     model = build(config)
@@ -113,13 +112,12 @@ def test_converted_model_gives_their_logits(name, config, folded):
 def write_their_checkpoint(path, name):
     """Their training script's file, saved from DataParallel."""
     torch.save(
-        dict(
-            net_state_dict={
-                f'module.{key}': value
-                for key, value in fixture_state_dict(name).items()
-            },
-            acc=76.05,
-            epoch=149), path)
+        dict(net_state_dict={
+            f'module.{key}': value
+            for key, value in fixture_state_dict(name).items()
+        },
+             acc=76.05,
+             epoch=149), path)
 
 
 @pytest.fixture(scope='module')
@@ -128,8 +126,8 @@ def shared2():
     config = 'shared_basis/resnet50-shared2_8xb32_in1k'
     model = build(config)
     model.load_state_dict(
-        convert_net_rl2(
-            fixture_state_dict('ilsvrc_resnet50_shared2'), model, config))
+        convert_net_rl2(fixture_state_dict('ilsvrc_resnet50_shared2'), model,
+                        config))
     return model
 
 
@@ -171,8 +169,7 @@ def test_tool_writes_the_backbone_the_detection_config_loads(
 def test_detection_configs_load_the_converted_backbone_by_name(detector):
     """``--backbone`` with DST ``work_dirs/backbones/<config name>.pth``
     writes what the detection config loads, for every shared-basis one."""
-    cfg = Config.fromfile(
-        config_path(f'detection/shared_basis/{detector}'))
+    cfg = Config.fromfile(config_path(f'detection/shared_basis/{detector}'))
     checkpoint = cfg.model.backbone.init_cfg.checkpoint
     assert osp.dirname(checkpoint) == 'work_dirs/backbones'
     classification = osp.join(CONFIGS, 'shared_basis',
@@ -227,10 +224,9 @@ def test_copies_of_a_shared_basis_must_agree():
     state_dict = fixture_state_dict(name)
     state_dict['layer2.3.shared_basis_2.weight'] = (
         state_dict['layer2.3.shared_basis_2.weight'] + 1e-3)
-    with pytest.raises(
-            NetRL2ConversionError,
-            match="'layer2.3.shared_basis_2.weight' and "
-            "'shared_basis_2_2.weight' hold one shared basis"):
+    with pytest.raises(NetRL2ConversionError,
+                       match="'layer2.3.shared_basis_2.weight' and "
+                       "'shared_basis_2_2.weight' hold one shared basis"):
         convert_net_rl2(state_dict, build(config), config)
 
 
@@ -239,10 +235,9 @@ def test_a_file_of_other_code_says_what_was_expected(tmp_path):
     torch.save(
         dict(meta={}, state_dict={'backbone.conv1.weight': torch.zeros(1)}),
         mmpretrain)
-    with pytest.raises(
-            NetRL2ConversionError,
-            match='expected a checkpoint of the authors\' code .+'
-            'net_state_dict.+OpenMMLab checkpoint'):
+    with pytest.raises(NetRL2ConversionError,
+                       match='expected a checkpoint of the authors\' code .+'
+                       'net_state_dict.+OpenMMLab checkpoint'):
         load_net_rl2_checkpoint(mmpretrain)
     bare = str(tmp_path / 'bare.pth')
     torch.save({'backbone.conv1.weight': torch.zeros(1)}, bare)
@@ -293,12 +288,11 @@ def test_authors_mobilenet_v2_structure_fuses_for_deployment():
     from sharedbasis_mm.backbones import SharedBasisMobileNetV2
     from sharedbasis_mm.deploy import fuse_model
     torch.manual_seed(0)
-    model = SharedBasisMobileNetV2(
-        share='expand_project',
-        widen_factor=0.5,
-        always_expand=True,
-        block_act_cfg=dict(type='ReLU'),
-        eca=True)
+    model = SharedBasisMobileNetV2(share='expand_project',
+                                   widen_factor=0.5,
+                                   always_expand=True,
+                                   block_act_cfg=dict(type='ReLU'),
+                                   eca=True)
     model.train()
     model(torch.randn(4, 3, 64, 64))  # moves the BN running statistics
     model.eval()

@@ -28,8 +28,11 @@ class ECALayer(nn.Module):
         if kernel_size % 2 == 0:
             raise ValueError(f'ECALayer: kernel_size must be odd to keep the '
                              f'channels, got kernel_size={kernel_size}')
-        self.conv = nn.Conv1d(
-            1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
+        self.conv = nn.Conv1d(1,
+                              1,
+                              kernel_size,
+                              padding=(kernel_size - 1) // 2,
+                              bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         weights = F.adaptive_avg_pool2d(x, 1).flatten(1).unsqueeze(1)

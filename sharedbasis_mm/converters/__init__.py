@@ -12,6 +12,6 @@ from .net_rl2 import (Entry, NetRL2ConversionError, convert_net_rl2,
 
 __all__ = [
     'Entry', 'NetRL2ConversionError', 'convert_net_rl2',
-    'convert_net_rl2_checkpoint', 'load_net_rl2_checkpoint',
-    'module_entries', 'register_net_rl2_mapping'
+    'convert_net_rl2_checkpoint', 'load_net_rl2_checkpoint', 'module_entries',
+    'register_net_rl2_mapping'
 ]

@@ -118,9 +118,8 @@ def load_net_rl2_checkpoint(path: str) -> Dict[str, Tensor]:
             f'"net_state_dict"): {type(error).__name__}: {error}') from error
     if isinstance(checkpoint, dict) and 'net_state_dict' in checkpoint:
         checkpoint = checkpoint['net_state_dict']
-    if (not isinstance(checkpoint, dict) or not checkpoint
-            or not all(isinstance(value, Tensor)
-                       for value in checkpoint.values())):
+    if (not isinstance(checkpoint, dict) or not checkpoint or not all(
+            isinstance(value, Tensor) for value in checkpoint.values())):
         found = (f'a dict with keys {sorted(map(str, checkpoint))[:6]}'
                  if isinstance(checkpoint, dict) else
                  f'a {type(checkpoint).__name__}')
@@ -148,7 +147,8 @@ def _shape(tensor: Tensor) -> Tuple[int, ...]:
     return tuple(tensor.shape)
 
 
-def convert_net_rl2(state_dict: Dict[str, Tensor], model: nn.Module,
+def convert_net_rl2(state_dict: Dict[str, Tensor],
+                    model: nn.Module,
                     config_name: str = 'the config') -> Dict[str, Tensor]:
     """The state dict of ``model`` (an mmpretrain ``ImageClassifier``) that
     holds the weights of ``state_dict`` (a checkpoint of the authors' code).
@@ -186,8 +186,7 @@ def convert_net_rl2(state_dict: Dict[str, Tensor], model: nn.Module,
             f'(LinearClsHead) for the authors\' classifier, got '
             f'{type(model.head).__name__}')
     entries = [
-        *mapping.backbone(model.backbone),
-        *module_entries(head, mapping.head)
+        *mapping.backbone(model.backbone), *module_entries(head, mapping.head)
     ]
 
     used = set()
@@ -289,12 +288,11 @@ def norm_after_biased_conv_entries(norm: nn.Module, norm_prefix: str,
             yield Entry(tensor, (key, ))
 
 
-
-def convert_net_rl2_checkpoint(src: str,
-                               dst: str,
-                               config: str,
-                               backbone_only: bool = False
-                               ) -> Dict[str, Tensor]:
+def convert_net_rl2_checkpoint(
+        src: str,
+        dst: str,
+        config: str,
+        backbone_only: bool = False) -> Dict[str, Tensor]:
     """Convert a checkpoint of the authors' code for the model of a config.
 
     Args:
@@ -320,14 +318,13 @@ def convert_net_rl2_checkpoint(src: str,
     from ..utils import classifier_to_backbone
 
     model = build_model_from_config(Config.fromfile(config))
-    state_dict = convert_net_rl2(
-        load_net_rl2_checkpoint(src), model, osp.basename(config))
+    state_dict = convert_net_rl2(load_net_rl2_checkpoint(src), model,
+                                 osp.basename(config))
     model.load_state_dict(state_dict, strict=True)
     if backbone_only:
         state_dict = classifier_to_backbone(state_dict)
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
     torch.save(
-        dict(
-            state_dict=state_dict,
-            meta=dict(source=src, config=config, converter='net_rl2')), dst)
+        dict(state_dict=state_dict,
+             meta=dict(source=src, config=config, converter='net_rl2')), dst)
     return state_dict

@@ -34,8 +34,8 @@ def _sharing_stage_bases(layer: nn.Sequential, prefix: str,
         if isinstance(getattr(module, 'conv', None), BasisConv2d)
     ]
     for k, position in enumerate(positions, 1):
-        top = f'shared_basis_{index}' + ('' if len(positions) == 1 else
-                                         f'_{k}')
+        top = f'shared_basis_{index}' + (''
+                                         if len(positions) == 1 else f'_{k}')
         copies = (f'{top}.weight', ) + tuple(
             f'{prefix}.{j}.shared_basis{k}.weight'
             for j in range(1, len(layer)))

@@ -14,6 +14,7 @@ block.
 """
 from typing import Iterator, List
 
+import torch.nn as nn
 from torch import Tensor
 
 from ..backbones import SharedBasisResNet
@@ -24,7 +25,8 @@ from .net_rl2 import (Entry, module_entries, register_net_rl2_mapping,
 CONVS = ('conv1', 'conv2', 'conv3')
 
 
-def _group_bases(layer, name: str, index: int) -> Iterator[Entry]:
+def _group_bases(layer: nn.Sequential, name: str,
+                 index: int) -> Iterator[Entry]:
     """The distinct bases of a group, each from all its copies."""
     bases: List[Tensor] = []
     for conv_name in CONVS:
@@ -47,7 +49,8 @@ def _factorized_conv(conv: SharedBasisConv2d, prefix: str,
     coefficients (the shared elements come with the group)."""
     unique_rank = conv.basis.unique_rank
     if conv.basis.unique_weight is not None:
-        yield Entry(conv.basis.unique_weight, (f'{prefix}.basis_conv{k}.weight', ))
+        yield Entry(conv.basis.unique_weight,
+                    (f'{prefix}.basis_conv{k}.weight', ))
     if conv.norm is not None:
         for name, tensor in conv.norm.state_dict(keep_vars=True).items():
             fold = shared_first(unique_rank) if tensor.dim() == 1 else None
@@ -56,8 +59,9 @@ def _factorized_conv(conv: SharedBasisConv2d, prefix: str,
                 shared_first_inputs(unique_rank))
 
 
-@register_net_rl2_mapping(
-    'SharedBasisResNet', 'SharedBasisResNetCifar', head='fc')
+@register_net_rl2_mapping('SharedBasisResNet',
+                          'SharedBasisResNetCifar',
+                          head='fc')
 def resnet_entries(backbone: SharedBasisResNet) -> Iterator[Entry]:
     """Their ``ResNet_SingleShared``, ``ResNet_DoubleShared``,
     ``ResNet_BottleneckSharedSingle`` and ``ResNet_BottleneckShared``."""
@@ -76,8 +80,8 @@ def resnet_entries(backbone: SharedBasisResNet) -> Iterator[Entry]:
                     yield from _factorized_conv(conv, prefix, k)
                 elif not isinstance(conv, BasisConv2d):
                     yield from module_entries(conv, f'{prefix}.{conv_name}')
-                yield from module_entries(
-                    getattr(block, f'norm{k}'), f'{prefix}.bn{k}')
+                yield from module_entries(getattr(block, f'norm{k}'),
+                                          f'{prefix}.bn{k}')
             if block.downsample is not None:
                 yield from module_entries(block.downsample,
                                           f'{prefix}.shortcut')

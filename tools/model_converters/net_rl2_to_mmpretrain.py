@@ -33,8 +33,10 @@ def main() -> None:
         'init_cfg)')
     args = parser.parse_args()
     try:
-        state_dict = convert_net_rl2_checkpoint(
-            args.src, args.dst, args.config, backbone_only=args.backbone)
+        state_dict = convert_net_rl2_checkpoint(args.src,
+                                                args.dst,
+                                                args.config,
+                                                backbone_only=args.backbone)
     except NetRL2ConversionError as error:
         raise SystemExit(f'{args.src}: {error}')
     print(f'{len(state_dict)} tensors written to {args.dst}')
