@@ -288,13 +288,13 @@ class SharedBasisResNet(BaseResNet):
             raise ValueError(f'{name}: unknown shortcut_type='
                              f'{shortcut_type!r}; expected "conv" or "pad"')
         if block is SharedBasisBottleneck:
-            unused = dict(
+            given = dict(
                 shared_rank=shared_rank,
                 unique_rank=unique_rank,
                 num_bases=num_bases)
-            if basis_norm_cfg != dict(type='BN'):
+            unused = {k: v for k, v in given.items() if v is not None}
+            if basis_norm_cfg != dict(type='BN'):  # None included
                 unused['basis_norm_cfg'] = basis_norm_cfg
-            unused = {k: v for k, v in unused.items() if v is not None}
             if unused:
                 listed = ', '.join(f'{k}={v!r}' for k, v in unused.items())
                 raise ValueError(
