@@ -211,8 +211,8 @@ def test_config_trains_at_the_batch_of_its_name(config):
 
 @DATASETS.register_module()
 class GeneratedCifar(BaseDataset):
-    """``num_samples`` seeded 32 x 32 images whose label is the brightest
-    of ``num_classes`` horizontal bands, in the format of mmpretrain's CIFAR
+    """``num_samples`` seeded 32 x 32 noisy images whose label is their
+    colour (one of ``num_classes``), in the format of mmpretrain's CIFAR
     datasets (``img``, ``gt_label``), through the config's pipeline."""
 
     def __init__(self, num_samples=64, num_classes=10, **kwargs):
@@ -222,12 +222,12 @@ class GeneratedCifar(BaseDataset):
 
     def load_data_list(self):
         rng = np.random.default_rng(0)
+        colours = rng.integers(40, 216, (self.num_classes, 3))
         data = []
         for index in range(self.num_samples):
             label = index % self.num_classes
-            img = rng.integers(0, 128, (32, 32, 3), dtype=np.uint8)
-            rows = np.array_split(np.arange(32), self.num_classes)[label]
-            img[rows] += 127
+            noise = rng.integers(-40, 40, (32, 32, 3))
+            img = (colours[label] + noise).astype(np.uint8)
             data.append(dict(img=img, gt_label=label))
         return data
 
@@ -247,13 +247,11 @@ class RecordLossesHook(Hook):
 def smallest_config_runner(work_dir, orthogonality):
     cfg = load_config(SMALLEST)
     cfg.work_dir = str(work_dir)
+    pipeline = cfg.train_dataloader.dataset.pipeline
     cfg.train_dataloader.update(
-        batch_size=8,
-        num_workers=0,
-        persistent_workers=False,
-        dataset=dict(
-            type='GeneratedCifar',
-            pipeline=cfg.train_dataloader.dataset.pipeline))
+        batch_size=4, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader['dataset'] = dict(
+        type='GeneratedCifar', pipeline=pipeline)
     cfg.train_cfg = dict(by_epoch=False, max_iters=40)
     cfg.param_scheduler = []
     cfg.optim_wrapper.optimizer.lr = 0.01
