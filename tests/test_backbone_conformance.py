@@ -10,7 +10,7 @@ a check that an upstream class fails is either a property its reference
 does not have (then the subject declares it unsupported) or an upstream
 defect, marked ``xfail(strict=True)`` with the reason.
 """
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, NamedTuple
 
 import pytest
 import torch

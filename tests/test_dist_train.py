@@ -17,7 +17,8 @@ from sharedbasis_mm.datasets import CLASSES, make_synthetic_coco
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
-DEMO = osp.join(ROOT, 'configs', 'demo', 'faster-rcnn_r18-s8u1_fpn_synthetic.py')
+DEMO = osp.join(ROOT, 'configs', 'demo',
+                'faster-rcnn_r18-s8u1_fpn_synthetic.py')
 
 
 def free_port() -> int:

@@ -134,4 +134,3 @@ class BaseResNet(ResNet):
         if self.zero_init_residual and self._default_init:
             for norm in self._residual_last_norms():
                 constant_init(norm, 0)
-

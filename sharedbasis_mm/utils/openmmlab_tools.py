@@ -41,12 +41,12 @@ def setup_cpu_distributed(cfg: Config) -> List[str]:
     """Start the gloo process group of a ``--launcher pytorch`` run on a
     machine without CUDA, and return the ``--cfg-options`` it needs.
 
-    mmengine's ``init_dist`` only knows accelerators (it sets a CUDA device,
-    or raises without one) and its runner gives DDP ``device_ids=[LOCAL_RANK]``,
-    which DDP refuses for a CPU model. Here the process group is initialised
-    with gloo from torchrun's environment (``MASTER_ADDR``, ``MASTER_PORT``,
-    ``RANK``, ``WORLD_SIZE``), so the runner finds it initialised and does
-    not call ``init_dist``; the returned options keep the runner's own DDP
+    mmengine's ``init_dist`` only knows accelerators (it sets a CUDA
+    device, which fails without one) and its runner gives DDP
+    ``device_ids=[LOCAL_RANK]``, which DDP refuses for a CPU model. Here the
+    process group is initialised with gloo from torchrun's environment
+    (``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``), so the
+    runner finds it initialised and does not call ``init_dist``; the returned options keep the runner's own DDP
     wrapper (the config's ``model_wrapper_cfg``, else mmengine's default
     ``MMDistributedDataParallel`` with ``broadcast_buffers=False`` and the
     config's ``find_unused_parameters``) with ``device_ids=None``. Nothing
