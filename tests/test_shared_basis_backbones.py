@@ -102,7 +102,9 @@ VARIANTS = [
 @pytest.mark.parametrize('kwargs', VARIANTS)
 def test_forward_backward_of_every_variant(kwargs):
     torch.manual_seed(0)
-    model = small_resnet(**kwargs)
+    # zero-initialised residual norms would stop every gradient to the bases
+    # at the first step
+    model = small_resnet(zero_init_residual=False, **kwargs)
     model.init_weights()
     model.train()
     outs = model(torch.randn(2, 3, 64, 64))
@@ -226,7 +228,18 @@ def test_plugins_and_out_indices():
     (dict(depth=34, shared_rank=4, unique_rank=-1), 'unique_rank=-1'),
     (dict(depth=34, shared_rank=4, num_bases=3), 'num_bases=3'),
     (dict(depth=50, out_indices=(0, 4)), r'out_indices=\(0, 4\) out of '
-     r'range; expected indices in \[0, num_stages=4\)'),
+     r'range; expected a sequence of stage indices in \[-4, 4\) for '
+     r'num_stages=4'),
+    (dict(depth=50, frozen_stages=5), r'frozen_stages=5 out of range'),
+    # arguments of the other block family
+    (dict(depth=18, shared_rank=4, share='conv2'), r"share='conv2' given "
+     r'for depth=18'),
+    (dict(depth=50, shared_rank=4, num_bases=2), r'shared_rank=4, '
+     r'num_bases=2 given for depth=50'),
+    (dict(depth=101, basis_norm_cfg=None), r'basis_norm_cfg=None given for '
+     r'depth=101'),
+    (dict(depth=18, shared_rank=4, drop_path_rate=0.1),
+     r'drop_path_rate=0.1 is not supported'),
     (dict(depth=18, shared_rank=600), r'shared_rank \+ unique_rank=601 '
      'elements cannot fit a 3 x 3 basis over base_channels=64'),
     (dict(depth=50, shortcut_type='identity'), "shortcut_type='identity'"),
@@ -234,6 +247,14 @@ def test_plugins_and_out_indices():
 def test_bad_configuration(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SharedBasisResNet(**kwargs)
+
+
+def test_cifar_stem_refuses_deep_stem():
+    with pytest.raises(ValueError, match='deep_stem=True is not supported'):
+        SharedBasisResNetCifar(depth=20, num_stages=3, base_channels=16,
+                               strides=(1, 2, 2), dilations=(1, 1, 1),
+                               out_indices=(2, ), shared_rank=4,
+                               deep_stem=True)
 
 
 def test_bad_mobilenet_share_mode():

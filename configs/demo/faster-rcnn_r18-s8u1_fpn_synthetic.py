@@ -23,6 +23,9 @@ model = dict(
         num_bases=1,
         frozen_stages=-1,
         norm_eval=False,
+        # the README's measured demo runs start without zero-initialised
+        # residual norms (SharedBasisResNet ignored zero_init_residual then)
+        zero_init_residual=False,
         out_indices=(0, 1, 2, 3),
         init_cfg=None),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=32),

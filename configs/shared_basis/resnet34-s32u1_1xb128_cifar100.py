@@ -1,6 +1,6 @@
 _base_ = [
     'mmpretrain::_base_/models/resnet34_cifar.py',
-    'mmpretrain::_base_/datasets/cifar100_bs16.py',
+    '../_base_/datasets/cifar100_bs128.py',
     '../_base_/schedules/cifar_bs128_300e.py',
     'mmpretrain::_base_/default_runtime.py',
     '../_base_/orthogonality_regularization.py',

@@ -16,8 +16,7 @@ model = dict(
         depth=101,
         se_ratio=16,
         se_blocks=1,
-        out_indices=(3, ),
-        norm_eval=False))
+        out_indices=(3, )))
 
 # the paper's schedule: SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch
 # 256 (8 GPUs x 32), 100 epochs, lr / 10 every 30 epochs

@@ -90,6 +90,14 @@ class SharedBasisMobileNetV2(ReturnsSelfOnTrain, MobileNetV2):
         if deploy:
             fuse_model(self)
 
+    def _freeze_stages(self) -> None:
+        """mmpretrain's freezing, with the stem's norm in eval mode too (as
+        the ResNets' ``norm1``): mmpretrain's MobileNetV2 freezes the stem's
+        parameters but leaves its BatchNorm updating its statistics."""
+        super()._freeze_stages()
+        if self.frozen_stages >= 0:
+            self.conv1.eval()
+
     def make_layer(self, out_channels: int, num_blocks: int, stride: int,
                    expand_ratio: int) -> nn.Sequential:
         in_channels = self.in_channels

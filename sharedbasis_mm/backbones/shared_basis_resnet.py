@@ -29,7 +29,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
+from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
 from mmdet.models.layers import ResLayer
 from torch import Tensor
 
@@ -37,7 +37,7 @@ from ..deploy import fuse_model
 from ..layers import (BasisConv2d, SharedBasisConv2d, SharedBasisSequential,
                       check_basis_conv_cfg)
 from ..registry import MODELS
-from .train_mode import ReturnsSelfOnTrain
+from .base_resnet import BaseResNet
 
 SHARE_MODES = {
     'conv2': ('conv2', ),
@@ -262,15 +262,21 @@ class SharedBasisResLayer(SharedBasisSequential):
 
 
 @MODELS.register_module()
-class SharedBasisResNet(ReturnsSelfOnTrain, ResNet):
+class SharedBasisResNet(BaseResNet):
     """ResNet with filter bases shared inside each residual group.
 
     The models of "Learning Deeply Shared Filter Bases for Efficient
     ConvNets" (Learning Deeply Shared Filter Bases), with the argument interface of mmdet's
     ``ResNet`` (``out_indices``, ``frozen_stages``, ``norm_cfg``,
     ``norm_eval``, ``style``, ``with_cp``, ``zero_init_residual``,
-    ``plugins``, ``init_cfg``, ...). See the module docstring for what is
-    shared.
+    ``plugins``, ``init_cfg``, ...) and the training defaults of
+    :class:`~sharedbasis_mm.backbones.base_resnet.BaseResNet`
+    (``norm_eval=False``; ``zero_init_residual`` zeroes ``norm2`` of the
+    BasicBlocks and ``norm3`` of the Bottlenecks, shared-basis blocks
+    included). See the module docstring for what is shared. The arguments
+    of one block family (``shared_rank``, ``unique_rank``, ``num_bases``,
+    ``basis_norm_cfg`` for depths 18 and 34; ``share`` for 50, 101 and 152)
+    given with a depth of the other raise a ValueError.
 
     ``frozen_stages`` freezes whole residual groups; a basis is only shared
     inside one group, which owns it, so it is frozen with its group.
@@ -314,15 +320,21 @@ class SharedBasisResNet(ReturnsSelfOnTrain, ResNet):
     def __init__(self,
                  depth: int,
                  shared_rank: Optional[int] = None,
-                 unique_rank: int = 1,
-                 num_bases: int = 1,
+                 unique_rank: Optional[int] = None,
+                 num_bases: Optional[int] = None,
                  basis_norm_cfg: Union[Dict, str, None] = 'norm_cfg',
-                 share: str = 'conv2',
+                 share: Optional[str] = None,
                  shortcut_type: str = 'conv',
                  deploy: bool = False,
                  **kwargs) -> None:
-        self._check_args(depth, shared_rank, unique_rank, num_bases, share,
-                         shortcut_type, kwargs)
+        self._check_depth(depth)
+        if self.arch_settings[depth][0] is SharedBasisBottleneck:
+            share = 'conv2' if share is None else share
+        else:
+            unique_rank = 1 if unique_rank is None else unique_rank
+            num_bases = 1 if num_bases is None else num_bases
+        self._check_args(depth, shared_rank, unique_rank, num_bases,
+                         basis_norm_cfg, share, shortcut_type, kwargs)
         # Refuse a bad conv_cfg or basis_norm_cfg under the backbone's name;
         # the blocks resolve 'norm_cfg' to the backbone's norm_cfg.
         check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
@@ -339,30 +351,44 @@ class SharedBasisResNet(ReturnsSelfOnTrain, ResNet):
         if deploy:
             fuse_model(self)
 
-    def _check_args(self, depth, shared_rank, unique_rank, num_bases, share,
-                    shortcut_type, kwargs) -> None:
+    def _check_args(self, depth, shared_rank, unique_rank, num_bases,
+                    basis_norm_cfg, share, shortcut_type, kwargs) -> None:
+        """Raise a ValueError naming a bad argument, or an argument of the
+        other block family, which this depth would silently ignore."""
         name = type(self).__name__
-        if depth not in self.arch_settings:
-            raise ValueError(f'{name}: unknown depth={depth!r}; expected one '
-                             f'of {sorted(self.arch_settings)}')
-        block, stage_blocks = self.arch_settings[depth]
-        num_stages = kwargs.get('num_stages', 4)
-        if not 1 <= num_stages <= len(stage_blocks):
-            raise ValueError(f'{name}: num_stages={num_stages} out of range '
-                             f'[1, {len(stage_blocks)}] for depth={depth}')
-        out_indices = kwargs.get('out_indices', (0, 1, 2, 3))
-        if any(not 0 <= i < num_stages for i in out_indices):
-            raise ValueError(f'{name}: out_indices={tuple(out_indices)} out '
-                             f'of range; expected indices in '
-                             f'[0, num_stages={num_stages})')
+        block = self.arch_settings[depth][0]
         if shortcut_type not in ('conv', 'pad'):
             raise ValueError(f'{name}: unknown shortcut_type='
                              f'{shortcut_type!r}; expected "conv" or "pad"')
         if block is SharedBasisBottleneck:
+            given = dict(
+                shared_rank=shared_rank,
+                unique_rank=unique_rank,
+                num_bases=num_bases)
+            unused = {k: v for k, v in given.items() if v is not None}
+            if basis_norm_cfg != 'norm_cfg':  # None included
+                unused['basis_norm_cfg'] = basis_norm_cfg
+            if unused:
+                listed = ', '.join(f'{k}={v!r}' for k, v in unused.items())
+                raise ValueError(
+                    f'{name}: {listed} given for depth={depth}, whose '
+                    f'Bottleneck blocks share whole convolutions; these '
+                    f'arguments apply to the BasicBlock depths (18, 34 and '
+                    f'the CIFAR depths); expected share only')
             if share not in SHARE_MODES:
                 raise ValueError(f'{name}: unknown share={share!r}; expected '
                                  f'one of {sorted(SHARE_MODES)}')
             return
+        if share is not None:
+            raise ValueError(
+                f'{name}: share={share!r} given for depth={depth}, whose '
+                f'BasicBlocks share bases set by shared_rank, unique_rank, '
+                f'num_bases and basis_norm_cfg; share applies to the '
+                f'Bottleneck depths (50, 101, 152)')
+        if kwargs.get('dcn') is not None:
+            raise ValueError(f'{name}: dcn={kwargs["dcn"]!r} given for '
+                             f'depth={depth}; mmdet\'s BasicBlock has no '
+                             f'deformable convolution; expected dcn=None')
         if not isinstance(shared_rank, int) or shared_rank < 1:
             raise ValueError(f'{name}: shared_rank must be an integer >= 1 '
                              f'for depth={depth}, got '
@@ -409,6 +435,8 @@ class SharedBasisResNetCifar(SharedBasisResNet):
     20, 32, 44, 56, 110) are built with ``num_stages=3``,
     ``base_channels=16``, ``strides=(1, 2, 2)``, ``dilations=(1, 1, 1)``,
     ``out_indices=(2, )`` and, as in the paper's code, ``shortcut_type='pad'``.
+    ``deep_stem`` is refused, as by mmpretrain's ``ResNet_CIFAR``: the CIFAR
+    stem is one convolution.
     """
 
     arch_settings = {
@@ -418,6 +446,14 @@ class SharedBasisResNetCifar(SharedBasisResNet):
             for depth in (20, 32, 44, 56, 110)
         },
     }
+
+    def __init__(self, depth: int, **kwargs) -> None:
+        if kwargs.get('deep_stem'):
+            raise ValueError(f'{type(self).__name__}: deep_stem='
+                             f'{kwargs["deep_stem"]!r} is not supported by '
+                             f'the CIFAR stem (one 3 x 3 convolution); '
+                             f'expected deep_stem=False')
+        super().__init__(depth, **kwargs)
 
     def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
         self.conv1 = build_conv_layer(

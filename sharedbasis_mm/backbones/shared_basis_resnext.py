@@ -22,6 +22,7 @@ from mmdet.models.backbones.resnext import ResNeXt
 
 from ..layers import BasisConv2d, check_basis_conv_cfg
 from ..registry import MODELS
+from .base_resnet import BaseResNet
 from .shared_basis_resnet import SharedBasisResLayer, SharedBasisResNetCifar
 
 
@@ -95,15 +96,17 @@ class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
 
 
 @MODELS.register_module()
-class SharedBasisResNeXt(ResNeXt):
+class SharedBasisResNeXt(ResNeXt, BaseResNet):
     """ResNeXt with a grouped filter basis shared inside each residual group.
 
     mmdet's ``ResNeXt`` (``groups``, ``base_width``, ``out_indices``,
     ``frozen_stages``, ``norm_cfg``, ``norm_eval``, ``style``, ``with_cp``,
     ``plugins``, ``init_cfg``, ...) whose blocks share bases as the module
     docstring says, so it serves mmdet's detectors as well as mmpretrain's
-    classifiers. ``frozen_stages`` freezes whole residual groups, bases
-    included.
+    classifiers, with the training defaults and checks of the project's
+    ResNets (:class:`BaseResNet`: ``norm_eval=False``, ``frozen_stages=-1``,
+    ``zero_init_residual`` on every block). ``frozen_stages`` freezes whole
+    residual groups, bases included.
 
     Args:
         depth (int): 50, 101 or 152.
@@ -136,9 +139,7 @@ class SharedBasisResNeXt(ResNeXt):
                  unique_groups: int = 1,
                  **kwargs) -> None:
         name = type(self).__name__
-        if depth not in self.arch_settings:
-            raise ValueError(f'{name}: unknown depth={depth!r}; expected one '
-                             f'of {sorted(self.arch_settings)}')
+        self._check_depth(depth)
         for arg, value, least in (('shared_rank', shared_rank, 0),
                                   ('unique_rank', unique_rank, 0),
                                   ('shared_groups', shared_groups, 1),

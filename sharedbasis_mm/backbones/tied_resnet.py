@@ -29,14 +29,13 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
-from mmdet.models.backbones.resnet import ResNet
 from mmdet.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
 from mmdet.models.layers import ResLayer
 from torch import Tensor
 
 from ..registry import MODELS
 from ..utils.validation import check_positive_int
-from .train_mode import ReturnsSelfOnTrain
+from .base_resnet import BaseResNet
 
 MIXERS = ('sum', 'cat')
 
@@ -220,10 +219,13 @@ class TiedBottleneck(ResNeXtBottleneck):
 
 
 @MODELS.register_module()
-class TiedResNet(ReturnsSelfOnTrain, ResNet):
+class TiedResNet(BaseResNet):
     """TiedResNet backbone (Tied Block Convolution, Figure 4a, Table 1).
 
-    mmdet's ResNet whose bottlenecks are :class:`TiedBottleneck`. The
+    mmdet's ResNet whose bottlenecks are :class:`TiedBottleneck`, with the
+    training defaults of
+    :class:`~sharedbasis_mm.backbones.base_resnet.BaseResNet`
+    (``norm_eval=False``; ``zero_init_residual`` zeroes each ``norm3``). The
     paper's settings are ``splits=4, base_width=32`` (4s x 32w, default) and
     ``base_width=18`` for the slim TiedResNet-S (4s x 18w, which needs
     ``split_blocks`` dividing 18, e.g. ``(1, 2, 2, 2)``).
@@ -265,15 +267,6 @@ class TiedResNet(ReturnsSelfOnTrain, ResNet):
             groups=groups,
             mixer=mixer)
         super().__init__(depth, **kwargs)
-        # mmdet's ResNet zero-initialises the last norm of its own Bottleneck
-        # only; do the same for the TiedBottlenecks, so each residual block
-        # starts as the identity.
-        if (self.zero_init_residual and kwargs.get('init_cfg') is None
-                and kwargs.get('pretrained') is None):
-            for layer_name in self.res_layers:
-                for block in getattr(self, layer_name):
-                    block.init_cfg = dict(
-                        type='Constant', val=0, override=dict(name='norm3'))
 
     def make_res_layer(self, **kwargs) -> ResLayer:
         """Pack the TiedBottlenecks of a stage into a ``ResLayer``."""
