@@ -35,6 +35,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
 from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
+                                      SharedBasisResNeXt,
                                       SharedBasisResNet,
                                       SharedBasisResNetCifar, TiedResNet,
                                       TiedResNeXt, TiedSEResNet)
@@ -42,8 +43,6 @@ from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
 NORMS = (_BatchNorm, nn.GroupNorm, _InstanceNorm, nn.LayerNorm)
 RESIDUAL_BLOCKS = (MMDetBasicBlock, MMDetBottleneck, MMPretrainBasicBlock,
                    MMPretrainBottleneck)
-I13A_NORM = ('i13a: norm_cfg does not reach the norm after each shared '
-             'basis (basis_norm_cfg stays BN)')
 
 
 class Subject(NamedTuple):
@@ -97,10 +96,10 @@ SUBJECTS = [
     # ours
     Subject('SharedBasisResNet-18-s3u1',
             partial(SharedBasisResNet, **SB18, out_indices=ALL), True,
-            'basic', xfail=dict(norm_cfg=I13A_NORM)),
+            'basic'),
     Subject('SharedBasisResNet-18-s3u1-2bases',
             partial(SharedBasisResNet, **SB18, num_bases=2, out_indices=ALL),
-            True, 'basic', xfail=dict(norm_cfg=I13A_NORM)),
+            True, 'basic'),
     Subject('SharedBasisResNet-18-nobasisnorm',
             partial(SharedBasisResNet, **SB18, basis_norm_cfg=None,
                     out_indices=ALL), True, 'basic'),
@@ -108,16 +107,18 @@ SUBJECTS = [
         Subject(f'SharedBasisResNet-50-{share}',
                 partial(SharedBasisResNet, **SB50, share=share,
                         out_indices=ALL), True, 'bottleneck', plugins=True)
-        for share in ('conv2', 'conv1_conv2', 'all')
+        for share in ('conv2', 'conv1_conv2', 'conv2_conv3', 'all')
     ],
+    Subject('SharedBasisResNeXt-50',
+            partial(SharedBasisResNeXt, depth=50, groups=2, base_width=4,
+                    base_channels=8, shared_rank=8, unique_rank=2,
+                    shared_groups=2, out_indices=ALL), True, 'bottleneck'),
     Subject('SharedBasisResNetCifar-20',
             partial(SharedBasisResNetCifar, **CIFAR3), True, 'basic',
-            num_stages=3, stem_options=False, cifar_stem=True,
-            xfail=dict(norm_cfg=I13A_NORM)),
+            num_stages=3, stem_options=False, cifar_stem=True),
     Subject('SharedBasisResNetCifar-18',
             partial(SharedBasisResNetCifar, **SB18, out_indices=ALL), True,
-            'basic', stem_options=False, cifar_stem=True,
-            xfail=dict(norm_cfg=I13A_NORM)),
+            'basic', stem_options=False, cifar_stem=True),
     *[
         Subject(f'SharedBasisMobileNetV2-{share}',
                 partial(SharedBasisMobileNetV2, share=share,
