@@ -57,9 +57,10 @@ LIMITS = (
     'same {epochs} epochs from the same seed. What it cannot show: whether '
     'an AP difference is more than the run-to-run noise. Each model was '
     'trained once (seed {seed}), from scratch, on {train} small synthetic '
-    'images; the seed alone moves the AP of a model (the README gives the '
-    'spread over seeds 0-2, `--seed`), and an occlusion bin holds only the '
-    'images counted in its row, so per-bin differences are noisier still. '
+    'images; another seed may move the AP of each model (compare the '
+    'reports of `--seed 1` and `--seed 2`; see the README), and an '
+    'occlusion bin holds only the images counted in its row, so per-bin '
+    'differences are noisier still. '
     'Nor does it show how the backbones compare when pretrained on ImageNet '
     'and trained on COCO, the papers\' setting.')
 
