@@ -5,6 +5,8 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.sharedbasis_mm-installed
 PYTEST_ARGS ?=
+# e.g. DEMO_ARGS='--backbones r18-s8u1 r18 tiedr50' or '--seed 1'
+DEMO_ARGS ?=
 
 .PHONY: install test demo model-table clean
 
@@ -18,7 +20,7 @@ test: $(STAMP)
 	$(PYTHON) -m pytest tests $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(PYTHON) tools/demo.py
+	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 
 model-table: $(STAMP)
 	$(PYTHON) tools/model_table.py

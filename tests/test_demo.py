@@ -1,52 +1,179 @@
 """``tools/demo.py`` (``make demo``) end to end, shortened: a few images and
 one epoch, run as a subprocess from a clean work dir."""
 import json
+import math
 import os.path as osp
 import re
 import subprocess
 import sys
 
-import cv2
+import pytest
+import torch
+from mmengine.config import Config
+
+from sharedbasis_mm.analysis import build_model_from_config, count_parameters
+from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
+from tool_loading import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = {
+    'r18-s8u1': 'configs/demo/faster-rcnn_r18-s8u1_fpn_synthetic.py',
+    'r18': 'configs/demo/faster-rcnn_r18_fpn_synthetic.py',
+}
+OCC_KEY = re.compile(r'occ/bbox_mAP_([0-9.]+)-([0-9.]+)')
 
 
-def test_demo_writes_report_plot_and_results(tmp_path):
+def run_demo(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'demo.py'), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900)
+
+
+def table_row(report: str, title: str) -> list:
+    """The cells after the title of a row of the report's tables."""
+    match = re.search(rf'^\| {re.escape(title)} \|(.*)\|$', report, re.M)
+    assert match, f'no row {title!r} in the report'
+    return [cell.strip() for cell in match[1].split('|')]
+
+
+def test_demo_reports_the_pair_side_by_side(tmp_path):
     work_dir = tmp_path / 'demo'
-    result = subprocess.run([
-        sys.executable,
-        osp.join(ROOT, 'tools', 'demo.py'), '--work-dir',
-        str(work_dir), '--train', '16', '--val', '8', '--epochs', '1'
-    ],
-                            cwd=ROOT,
-                            capture_output=True,
-                            text=True,
-                            timeout=600)
+    result = run_demo('--work-dir', str(work_dir), '--train', '16', '--val',
+                      '8', '--epochs', '1')
     assert result.returncode == 0, result.stderr[-3000:]
 
-    # the data set it generated
+    # the data set it generated, once for both runs
     with open(work_dir / 'data' / 'annotations' / 'instances_val.json') as f:
-        val = json.load(f)
-    assert len(val['images']) == 8
+        assert len(json.load(f)['images']) == 8
 
-    # the report: the config's model, trained for 1 epoch, with its AP
+    # progress: a line as each run starts, and the evaluation's bar after
+    # each training and in each test (8 images, one batch)
+    assert re.search(r'\[1/2\] r18-s8u1: training shared-basis ResNet-18',
+                     result.stdout)
+    assert re.search(r'\[2/2\] r18: training ResNet-18', result.stdout)
+    assert len(re.findall(r'\] 1/1, [0-9.]+ task/s', result.stdout)) == 4
+
     report = (work_dir / 'report.md').read_text()
-    assert '| epochs | 1 |' in report
-    assert '16 train / 8 val synthetic images' in report
-    mean_ap = float(re.search(r'\| bbox mAP \| ([0-9.]+) \|', report)[1])
-    assert 0 <= mean_ap <= 1
-    params = float(re.search(r'\| parameters \| ([0-9.]+)M \|', report)[1])
-    assert params > 0.1
-    assert '## bbox AP per image occlusion ratio' in report
     assert report in result.stdout
-    # the evaluation's progress bar: 8 images, one batch, after the training
-    # and in the test
-    assert len(re.findall(r'\] 1/1, [0-9.]+ task/s', result.stdout)) == 2
-
-    # the per-bin results and the plot it points at
-    with open(work_dir / 'results.occlusion.json') as f:
-        occlusion = json.load(f)
-    assert occlusion
-    image = cv2.imread(str(work_dir / 'ap_vs_occlusion.png'))
-    assert image is not None and image.shape[0] > 100
     assert f'report: {work_dir / "report.md"}' in result.stdout
+    assert '16 training / 8 validation synthetic images' in report
+    assert table_row(report, '') == [
+        'shared-basis ResNet-18 S8U1 (`r18-s8u1`)', 'ResNet-18 (`r18`)'
+    ]
+    assert table_row(report, 'config') == [f'`{c}`' for c in CONFIGS.values()]
+
+    # the parameters are those of the two configs' models
+    models = {
+        name: build_model_from_config(Config.fromfile(osp.join(ROOT, config)))
+        for name, config in CONFIGS.items()
+    }
+    detector = [int(c.replace(',', ''))
+                for c in table_row(report, 'detector parameters')]
+    backbone = [int(c.replace(',', ''))
+                for c in table_row(report, 'backbone parameters')]
+    assert detector == [count_parameters(m) for m in models.values()]
+    assert backbone == [count_parameters(m.backbone) for m in models.values()]
+    assert detector[0] < detector[1]
+
+    for title in ('bbox AP', 'bbox AP50', 'bbox AP75'):
+        assert all(0 <= float(c) <= 1 for c in table_row(report, title))
+    assert table_row(report, 'training time (min)')[0] != ''
+
+    # the orthogonality error: that of the trained shared bases, none for
+    # the baseline
+    orth = table_row(report, 'orthogonality error of the shared bases at '
+                     'the end, sum of ‖WᵀW − I‖² (eq. 7)')
+    model = models['r18-s8u1']
+    # the demo's own checkpoint (mmengine's, which needs weights_only=False)
+    checkpoint = torch.load(
+        work_dir / 'r18-s8u1' / 'epoch_1.pth', weights_only=False)
+    model.load_state_dict(checkpoint['state_dict'])
+    bases = find_shared_bases(model)
+    with torch.no_grad():
+        expected = sum(float(orthogonality_error(b.weight, 'sum'))
+                       for b in bases.values())
+    value, count = re.fullmatch(r'([0-9.e+-]+) \(([0-9]+) bases\)',
+                                orth[0]).groups()
+    assert int(count) == len(bases) == 4
+    assert float(value) == pytest.approx(expected, rel=1e-3)
+    assert orth[1] == '- (no shared bases)'
+
+    # AP per occlusion bin: one column per model, from each run's results
+    occlusion = [
+        json.loads((work_dir / name / 'results.occlusion.json').read_text())
+        for name in CONFIGS
+    ]
+    bins = re.findall(r'^\| ([0-9.]+-[0-9.]+) \| ([0-9]+) \|(.*)\|$',
+                      report, re.M)
+    assert len(bins) == 6
+    for label, images, cells in bins:
+        aps = [cell.strip() for cell in cells.split('|')]
+        assert len(aps) == 2
+        for ap, metrics in zip(aps, occlusion):
+            value = metrics[f'occ/bbox_mAP_{label}']
+            assert ap == ('nan' if math.isnan(value) else f'{value:.3f}')
+    assert '## What this can and cannot show' in report
+
+    # the plot: a line per model, drawn from the plotted data
+    plot = work_dir / 'ap_vs_occlusion'
+    assert f'Plot: {plot}.png' in report
+    data = json.loads(plot.with_suffix('.json').read_text())
+    assert list(data['lines']) == [
+        'shared-basis ResNet-18 S8U1', 'ResNet-18'
+    ]
+    for line, metrics in zip(data['lines'].values(), occlusion):
+        points = sorted(((float(m[1]) + float(m[2])) / 2, value)
+                        for key, value in metrics.items()
+                        if (m := OCC_KEY.fullmatch(key)))
+        assert len(points) == 6
+        assert sum(line['mAP'], []) == pytest.approx(
+            sum(map(list, points), []), nan_ok=True)
+    # matplotlib names each text it draws in the svg: the legend of each of
+    # the two panels holds both models
+    svg = plot.with_suffix('.svg').read_text()
+    for label in data['lines']:
+        assert svg.count(f'<!-- {label} -->') == 2
+    assert plot.with_suffix('.png').stat().st_size > 10000
+
+
+def test_demo_rejects_an_unknown_backbone(tmp_path):
+    result = run_demo('--backbones', 'r18', 'r50', '--work-dir',
+                      str(tmp_path))
+    assert result.returncode == 2
+    assert '--backbones: unknown r50; expected names among r18-s8u1, r18, ' \
+        'tiedr50' in result.stderr
+    assert not (tmp_path / 'data').exists()
+
+
+def test_demo_configs_differ_only_in_the_backbone():
+    shared, plain = (Config.fromfile(osp.join(ROOT, c)).to_dict()
+                     for c in CONFIGS.values())
+    assert shared['model'].pop('backbone')['type'] == 'SharedBasisResNet'
+    assert plain['model'].pop('backbone')['type'] == 'ResNet'
+    # the regularization of the shared bases has nothing to act on
+    assert [h['type'] for h in shared.pop('custom_hooks')] == [
+        'OrthogonalityLossHook'
+    ]
+    assert plain.pop('custom_hooks') == []
+    assert shared == plain
+
+
+def test_seed_sets_the_training_seed_and_its_own_work_dir():
+    demo = load_tool('demo')
+    config = osp.join(ROOT, CONFIGS['r18'])
+    args = demo.parse_args(['--seed', '3', '--epochs', '2'])
+    assert args.work_dir == osp.join('work_dirs', 'demo-seed3')
+    assert args.backbones == ['r18-s8u1', 'r18']
+    cfg = demo.demo_config(config, 'w', 'd', args)
+    assert cfg.randomness.seed == 3
+    assert cfg.train_cfg.max_epochs == cfg.train_cfg.val_interval == 2
+    assert cfg.train_dataloader.dataset.data_root == 'd'
+    assert cfg.test_evaluator.outfile_prefix == osp.join('w', 'results')
+    # without --seed: the config's seed, the default work dir
+    args = demo.parse_args([])
+    assert args.work_dir == osp.join('work_dirs', 'demo')
+    assert demo.demo_config(config, 'w', 'd', args).randomness.seed == \
+        Config.fromfile(config).randomness.seed == 0
