@@ -9,6 +9,7 @@ so that a detector config loads it with
 Shared filter bases stay shared: each user's key is written, all holding the
 one tensor.
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import os
 import os.path as osp
@@ -16,11 +17,13 @@ import os.path as osp
 import torch
 from mmengine.runner import CheckpointLoader
 
-from sharedbasis_mm.utils import classifier_to_backbone
+from sharedbasis_mm.utils import DefaultsHelpFormatter, classifier_to_backbone
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument('src', help='mmpretrain classifier checkpoint')
     parser.add_argument('dst', help='backbone checkpoint to write')
     args = parser.parse_args()

@@ -11,6 +11,7 @@ Usage:
 4. writes the AP-versus-occlusion plot and a short report (parameters,
    FLOPs, AP, times) to the work dir and prints where they are.
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import json
 import os
@@ -26,6 +27,7 @@ from mmengine.runner import Runner
 
 from sharedbasis_mm.analysis import count_flops, count_parameters
 from sharedbasis_mm.datasets import make_synthetic_coco
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'demo',
@@ -33,14 +35,18 @@ CONFIG = osp.join(ROOT, 'configs', 'demo',
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default=CONFIG)
-    parser.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'))
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default=CONFIG, help='detector config')
+    parser.add_argument('--work-dir', default=osp.join('work_dirs', 'demo'),
+                        help='data set, checkpoints, plot and report')
     parser.add_argument('--train', type=int, default=1200,
                         help='training images')
     parser.add_argument('--val', type=int, default=200,
                         help='validation images')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the data set and the training')
     parser.add_argument('--epochs', type=int, default=None,
                         help='training epochs (default: the config\'s)')
     return parser.parse_args()
