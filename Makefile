@@ -6,11 +6,12 @@ PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.sharedbasis_mm-installed
 PYTEST_ARGS ?=
 
-.PHONY: install test demo model-table clean
+.PHONY: install test demo model-table model-index clean
 
 install: $(STAMP)
 
-$(STAMP): tools/install_env.sh requirements/verified.txt requirements.txt setup.py
+$(STAMP): tools/install_env.sh requirements/verified.txt requirements.txt \
+		requirements/optional.txt requirements/mim.txt setup.py
 	bash tools/install_env.sh $(VENV)
 	touch $@
 
@@ -23,5 +24,8 @@ demo: $(STAMP)
 model-table: $(STAMP)
 	$(PYTHON) tools/model_table.py
 
+model-index: $(STAMP)
+	$(PYTHON) tools/model_index.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache sharedbasis_mm/.mim

@@ -4,6 +4,7 @@ import os
 import os.path as osp
 import runpy
 import sys
+import textwrap
 
 from mmengine.config import Config
 
@@ -26,11 +27,14 @@ def openmmlab_tool_path(scope: str, tool: str) -> str:
 def print_tools_help(tool: str) -> None:
     """Print the usage of ``tools/<tool>.py`` and the ``--help`` of mmdet's
     and mmpretrain's ``tools/<tool>.py``, whose options it takes."""
-    print(f'usage: {tool}.py CONFIG [OPTIONS]\n\n'
-          f'Runs the tools/{tool}.py of the package of the config\'s '
-          'default_scope, with sharedbasis_mm registered: mmdet\'s for '
-          'detection configs, mmpretrain\'s for classification configs. '
-          'OPTIONS are those of that tool:\n')
+    print(f'usage: {tool}.py CONFIG [OPTIONS]\n')
+    print(
+        textwrap.fill(
+            f'Runs the tools/{tool}.py of the package of the config\'s '
+            'default_scope, with sharedbasis_mm registered: mmdet\'s for '
+            'detection configs, mmpretrain\'s for classification configs. '
+            'OPTIONS are those of that tool:'),
+        end='\n\n')
     argv = sys.argv
     for scope in SCOPES:
         print(f'--- {scope}\'s tools/{tool}.py ---', flush=True)

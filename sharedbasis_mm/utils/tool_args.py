@@ -12,7 +12,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ''
         if (action.default in (None, False, argparse.SUPPRESS)
-                or '(default' in help_text or not action.option_strings
+                or '(default:' in help_text or not action.option_strings
                 and action.nargs not in (argparse.OPTIONAL,
                                          argparse.ZERO_OR_MORE)):
             return help_text
