@@ -90,11 +90,12 @@ def test_mmengine_finds_every_config_through_the_index(tmp_path):
 def test_modelindex_reads_the_index():
     modelindex = pytest.importorskip('modelindex')
     index = modelindex.load(osp.join(ROOT, 'model-index.yml'))
-    models = index.build_models_with_collections()
-    assert sorted(m.name for m in models) == sorted(
+    index.build_models_with_collections()  # as mim search does
+    assert sorted(m.name for m in index.models) == sorted(
         model['Name'] for _, model in ENTRIES)
-    by_name = {m.name: m for m in models}
+    by_name = {m.name: m for m in index.models}
     for _, model in ENTRIES:
-        full = by_name[model['Name']]
-        assert full.config == model['Config']
-        assert full.paper['URL'].startswith('https://')
+        found = by_name[model['Name']]
+        assert not found.check_errors, found.check_errors
+        assert found.full_model.config == model['Config']
+        assert found.full_model.paper['URL'].startswith('https://')
