@@ -11,7 +11,8 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ''
-        if (action.default in (None, False, argparse.SUPPRESS)
+        if (action.default is None or action.default is False
+                or action.default is argparse.SUPPRESS
                 or '(default:' in help_text or not action.option_strings
                 and action.nargs not in (argparse.OPTIONAL,
                                          argparse.ZERO_OR_MORE)):
