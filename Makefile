@@ -8,11 +8,12 @@ PYTEST_ARGS ?=
 # e.g. DEMO_ARGS='--backbones r18-s8u1 r18 tiedr50' or '--seed 1'
 DEMO_ARGS ?=
 
-.PHONY: install test demo model-table clean
+.PHONY: install test demo model-table model-index clean
 
 install: $(STAMP)
 
-$(STAMP): tools/install_env.sh requirements/verified.txt requirements.txt setup.py
+$(STAMP): tools/install_env.sh requirements/verified.txt requirements.txt \
+		requirements/optional.txt requirements/mim.txt setup.py
 	bash tools/install_env.sh $(VENV)
 	touch $@
 
@@ -25,5 +26,8 @@ demo: $(STAMP)
 model-table: $(STAMP)
 	$(PYTHON) tools/model_table.py
 
+model-index: $(STAMP)
+	$(PYTHON) tools/model_index.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache sharedbasis_mm/.mim

@@ -11,6 +11,7 @@ of each.
 Example:
     python tools/analyze_coefficients.py CONFIG CHECKPOINT --out-dir DIR
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import json
 import os
@@ -23,11 +24,12 @@ from sharedbasis_mm.analysis import (build_model_from_config,
                                      coefficient_similarity, mean_off_diagonal,
                                      plot_coefficient_similarity,
                                      shared_basis_coefficients)
-from sharedbasis_mm.utils import load_model_checkpoint
+from sharedbasis_mm.utils import DefaultsHelpFormatter, load_model_checkpoint
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
         description='Absolute cosine similarity of the coefficients of the '
         'layers sharing each filter basis (Figure 4 of Learning Deeply Shared Filter Bases), as a '
         'heat-map per basis and its mean off-diagonal value.')

@@ -23,6 +23,7 @@ Writes ``DIR/backbones.csv`` (one row per backbone), ``DIR/ratios.csv``
 (one row per backbone and baseline) and ``DIR/backbones.json`` (both, with
 the machine).
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import csv
 import json
@@ -42,6 +43,7 @@ from sharedbasis_mm.analysis.benchmark import (add_timing_arguments,
                                                describe_machine, peak_memory,
                                                summarize)
 from sharedbasis_mm.deploy import fuse_model
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 
 class Backbone(NamedTuple):
@@ -126,7 +128,9 @@ BACKBONES = [
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument(
         '--models',
         nargs='+',
@@ -135,8 +139,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='backbones to run, their baselines added (default: all: '
         + ', '.join(b.name for b in BACKBONES) + ')')
     parser.add_argument(
-        '--batch-sizes', nargs='+', type=int, default=[1, 8])
-    parser.add_argument('--input-size', type=int, default=224)
+        '--batch-sizes',
+        nargs='+',
+        type=int,
+        default=[1, 8],
+        help='batch sizes timed')
+    parser.add_argument(
+        '--input-size', type=int, default=224, help='H = W of the input')
     parser.add_argument(
         '--channels-last',
         action='store_true',

@@ -20,6 +20,7 @@ Example:
     python tools/benchmark_hook.py --backbone-share conv1_conv2
     python tools/benchmark_hook.py --config my_detector.py --iters 10
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import json
 import statistics
@@ -38,12 +39,14 @@ from mmengine.runner import Runner
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.hooks import OrthogonalityLossHook
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 DEFAULT_CONFIG = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
         description='Time training iterations of a detector with and '
         'without the OrthogonalityLossHook on the CPU.')
     parser.add_argument(
@@ -63,11 +66,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--threads',
         type=int,
         help='torch CPU threads (default: torch\'s default)')
-    parser.add_argument('--batch-size', type=int, default=2)
-    parser.add_argument('--image-size', type=int, default=256)
-    parser.add_argument('--loss-weight', type=float, default=10.)
     parser.add_argument(
-        '--reduction', default='mean', choices=['sum', 'mean'])
+        '--batch-size', type=int, default=2, help='images per iteration')
+    parser.add_argument(
+        '--image-size', type=int, default=256, help='H = W of the images')
+    parser.add_argument(
+        '--loss-weight',
+        type=float,
+        default=10.,
+        help='loss_weight of the OrthogonalityLossHook')
+    parser.add_argument(
+        '--reduction',
+        default='mean',
+        choices=['sum', 'mean'],
+        help='reduction of the OrthogonalityLossHook')
     parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument(
         '--cfg-options',

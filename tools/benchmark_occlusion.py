@@ -17,6 +17,7 @@ Example:
     python tools/benchmark_occlusion.py \
         --out work_dirs/benchmark_occlusion.json
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import os
 import os.path as osp
@@ -31,6 +32,7 @@ from mmdet.evaluation import CocoMetric
 from mmengine.fileio import dump
 
 from sharedbasis_mm.evaluation import OcclusionRatioMetric, compute_occlusion
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 
 def random_polygon(rng: np.random.Generator, height: int, width: int,
@@ -145,21 +147,34 @@ def time_metric(metric: CocoMetric, samples: List[dict],
 
 def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
         description='Time occlusion ratios and OcclusionRatioMetric.')
-    parser.add_argument('--num-images', type=int, default=5000)
-    parser.add_argument('--num-instances', type=int, default=36000)
-    parser.add_argument('--height', type=int, default=480)
-    parser.add_argument('--width', type=int, default=640)
-    parser.add_argument('--num-classes', type=int, default=80)
+    parser.add_argument(
+        '--num-images', type=int, default=5000, help='generated images')
+    parser.add_argument(
+        '--num-instances',
+        type=int,
+        default=36000,
+        help='generated instances, over all images')
+    parser.add_argument(
+        '--height', type=int, default=480, help='image height')
+    parser.add_argument(
+        '--width', type=int, default=640, help='image width')
+    parser.add_argument(
+        '--num-classes', type=int, default=80, help='categories')
     parser.add_argument(
         '--metric', nargs='+', default=['bbox', 'segm'],
         help='CocoMetric metrics (default: bbox segm)')
     parser.add_argument(
-        '--occlusion-level', choices=['image', 'instance'], default='image')
+        '--occlusion-level',
+        choices=['image', 'instance'],
+        default='image',
+        help='occlusion_level of OcclusionRatioMetric')
     parser.add_argument(
         '--ratios-only', action='store_true',
         help='time the occlusion ratios only, not the metrics')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of the generated set')
     parser.add_argument(
         '--out',
         default='work_dirs/benchmark_occlusion.json',

@@ -23,6 +23,7 @@ times CPU time instead of elapsed time).
 Writes ``DIR/tbc_timings.csv``, ``DIR/tbc_timings.json`` (with the machine)
 and the Figure-3-style plot ``DIR/tbc_time_vs_blocks.png``.
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import csv
 import json
@@ -39,6 +40,7 @@ from sharedbasis_mm.analysis.benchmark import (add_timing_arguments,
                                                benchmark, check_clock,
                                                describe_machine, summarize)
 from sharedbasis_mm.layers import TiedBlockConv2d
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -63,7 +65,9 @@ def parse_shape(text: str) -> Tuple[int, int, int]:
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument(
         '--shapes',
         nargs='+',
@@ -86,12 +90,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--kernel-size', type=int, default=3, help='k of the k x k kernel')
     parser.add_argument('--batch', type=int, default=1, help='batch size')
     parser.add_argument(
-        '--passes', nargs='+', choices=PASSES, default=list(PASSES))
+        '--passes',
+        nargs='+',
+        choices=PASSES,
+        default=list(PASSES),
+        help='what is timed')
     parser.add_argument(
         '--memory-formats',
         nargs='+',
         choices=list(MEMORY_FORMATS),
-        default=list(MEMORY_FORMATS))
+        default=list(MEMORY_FORMATS),
+        help='memory formats of the inputs and weights')
     add_timing_arguments(parser, block_time=0.2, unit='case')
     parser.add_argument(
         '--out-dir',

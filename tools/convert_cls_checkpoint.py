@@ -9,6 +9,7 @@ so that a detector config loads it with
 Each shared filter basis stays one key, of the residual group owning it
 (e.g. ``layer1.shared_basis``).
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import os
 import os.path as osp
@@ -16,11 +17,14 @@ from typing import List, Optional
 
 import torch
 
-from sharedbasis_mm.utils import classifier_to_backbone, load_checkpoint_file
+from sharedbasis_mm.utils import (DefaultsHelpFormatter, classifier_to_backbone,
+                                  load_checkpoint_file)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument('src', help='mmpretrain classifier checkpoint')
     parser.add_argument('dst', help='backbone checkpoint to write')
     args = parser.parse_args(argv)

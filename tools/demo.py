@@ -18,6 +18,7 @@ Usage:
    Block Convolution paper's Figure 7) and the plot's data, and prints where
    they are.
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import importlib.util
 import json
@@ -37,6 +38,7 @@ from mmengine.runner import Runner
 from sharedbasis_mm.analysis import count_flops, count_parameters
 from sharedbasis_mm.datasets import make_synthetic_coco
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs', 'demo')
@@ -66,7 +68,9 @@ LIMITS = (
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument(
         '--backbones',
         nargs='+',

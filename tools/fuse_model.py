@@ -21,6 +21,7 @@ The deploy config is rebuilt and its checkpoint loaded to check that they
 reproduce the fused model. Only the backbone is fused (the part that
 ``deploy=True`` rebuilds); the neck and the head are kept as they are.
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import copy
 import inspect
@@ -37,11 +38,13 @@ import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.deploy import (export_onnx, flatten_tensors, fuse_model,
                                    max_abs_difference, run_onnx)
-from sharedbasis_mm.utils import load_model_checkpoint
+from sharedbasis_mm.utils import DefaultsHelpFormatter, load_model_checkpoint
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument('config', help='the model\'s config file')
     parser.add_argument('checkpoint', help='its trained checkpoint')
     parser.add_argument(
@@ -65,7 +68,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--rtol', type=float, default=1e-4, help='see --atol (default: 1e-4)')
     parser.add_argument(
         '--onnx', action='store_true', help='also export the fused backbone')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of the random batch')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -54,4 +54,42 @@ fi
 log "mmengine, mmdet, mmpretrain and test tools"
 $PIP install -q -r "$ROOT/requirements/verified.txt"
 $PIP install -q --no-deps --no-build-isolation -e "$ROOT"
+
+# mim and mmengine (``sharedbasis_mm::`` configs) look for the package's .mim
+# in <site-packages>/sharedbasis_mm, the location of its dist-info, which an
+# editable install (PEP 660) does not create: link it to the checkout's
+# package, whose .mim setup.py links to configs/, tools/, model-index.yml.
+SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+ln -sfn "$ROOT/sharedbasis_mm" "$SITE/sharedbasis_mm"
+
+# openmim (requirements/mim.txt says why without its dependencies) and the
+# optional tools of mmdet and mmpretrain, only if they change nothing of the
+# verified stack: pip's dry run must install new packages only.
+REPORT=$(mktemp)
+EXTRAS=(-r "$ROOT/requirements/mim.txt" -r "$ROOT/requirements/optional.txt")
+$PIP install -q --dry-run --report "$REPORT" "${EXTRAS[@]}"
+CHANGED=$("$VENV/bin/python" - "$REPORT" <<'PY'
+import json
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+report = json.load(open(sys.argv[1]))
+changed = []
+for item in report['install']:
+    name = item['metadata']['name']
+    try:
+        changed.append(f"{name} {version(name)} -> {item['metadata']['version']}")
+    except PackageNotFoundError:
+        pass
+print(', '.join(changed))
+PY
+)
+rm -f "$REPORT"
+if [ -z "$CHANGED" ]; then
+    log "openmim and the optional tools (requirements/{mim,optional}.txt)"
+    $PIP install -q "${EXTRAS[@]}"
+    $PIP install -q --no-deps "openmim==0.3.9"
+else
+    log "not installing openmim and requirements/optional.txt: they would change $CHANGED"
+fi
 "$VENV/bin/python" -c "import torch, mmcv, mmcv.ops, mmdet, mmpretrain; print('[install_env] ready: torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmpretrain', mmpretrain.__version__)"

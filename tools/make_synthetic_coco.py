@@ -9,6 +9,7 @@ Writes ``OUT_DIR/{train,val}/*.png`` and
 triangle, rectangle, star), deterministic from the seed, and prints a
 summary of each split's occlusion ratios.
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import json
 import os
@@ -18,18 +19,23 @@ import numpy as np
 from mmengine.logging import print_log
 
 from sharedbasis_mm.datasets import make_synthetic_coco
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument('out_dir', help='folder of the data set')
     parser.add_argument('--train', type=int, default=400,
                         help='training images')
     parser.add_argument('--val', type=int, default=100,
                         help='validation images')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of the generator')
     parser.add_argument('--image-size', type=int, nargs=2,
-                        default=(128, 128), metavar=('HEIGHT', 'WIDTH'))
+                        default=(128, 128), metavar=('HEIGHT', 'WIDTH'),
+                        help='image size')
     parser.add_argument('--occlusion', type=float, nargs=2,
                         default=(0.0, 0.6), metavar=('LOW', 'HIGH'),
                         help='range of the images\' occlusion ratios')

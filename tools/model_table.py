@@ -8,6 +8,7 @@ built; its parameters and FLOPs (mmengine's analysis, multiply-adds, at the
 paper's input size) are printed next to the paper's and written to
 ``DIR/model_table.csv`` and ``DIR/model_table.json``.
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import csv
 import json
@@ -21,12 +22,15 @@ from mmengine.logging import print_log
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import complexity_row
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument(
         'configs',
         nargs='*',
@@ -103,7 +107,10 @@ def main() -> None:
             + f' ({time.perf_counter() - start:.1f}s)',
             logger='current')
     if not rows:
-        sys.exit('model_table: no config with a paper_reference found')
+        sys.exit(f'model_table: no config under {" ".join(args.configs)} has '
+                 'a paper_reference; the model table lists the configs that '
+                 "reproduce a paper's table (configs/baselines, "
+                 'configs/shared_basis, configs/tied, configs/detection, ...)')
     os.makedirs(args.out_dir, exist_ok=True)
     csv_path = osp.join(args.out_dir, 'model_table.csv')
     with open(csv_path, 'w', newline='') as f:

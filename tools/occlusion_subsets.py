@@ -11,6 +11,7 @@ Example:
         data/coco/annotations/instances_val2017.json \
         work_dirs/occlusion_subsets
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import csv
 import math
@@ -24,10 +25,12 @@ from sharedbasis_mm.evaluation import (DEFAULT_BIN_EDGES, check_bin_edges,
                                        compute_occlusion, count_outside_bins,
                                        load_coco_annotations, occlusion_bins,
                                        subset_dataset)
+from sharedbasis_mm.utils import DefaultsHelpFormatter
 
 
 def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
         description='Write one COCO annotation file per occlusion bin.')
     parser.add_argument('ann_file', help='COCO annotation file (json)')
     parser.add_argument('out_dir', help='folder for the subset files')

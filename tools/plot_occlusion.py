@@ -16,6 +16,7 @@ Example:
     python tools/plot_occlusion.py tied.occlusion.json resnet.occlusion.json \
         --labels TiedResNet50 ResNet50 --out work_dirs/fig7
 """
+import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
 import json
 import math
@@ -29,6 +30,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sharedbasis_mm.utils import DefaultsHelpFormatter  # noqa: E402
 from sharedbasis_mm.utils.validation import check_file  # noqa: E402
 
 OCC_KEY = re.compile(r'(?:^|/)occ/(?P<iou_type>bbox|segm)_(?P<item>mAP|mAP_75)'
@@ -105,6 +107,7 @@ def plot_occlusion(curves: Dict[str, Dict[str, List[Tuple[float, float]]]],
 
 def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
         description='Plot AP and AP75 against occlusion ratio (Fig. 7).')
     parser.add_argument(
         'results', nargs='+', help='json results of OcclusionRatioMetric')

@@ -112,7 +112,7 @@ def add_timing_arguments(parser: argparse.ArgumentParser,
         '--clock',
         choices=sorted(CLOCKS),
         default='wall',
-        help='wall: elapsed time (default); cpu: CPU time of the one '
+        help='wall: elapsed time; cpu: CPU time of the one '
         'computing thread (CPU, --threads 1), robust on a shared machine')
     parser.add_argument(
         '--repeats', type=int, default=5, help=f'timed blocks per {unit}')

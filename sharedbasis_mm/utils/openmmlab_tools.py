@@ -3,6 +3,7 @@ import importlib
 import os.path as osp
 import runpy
 import sys
+import textwrap
 from typing import List, Optional
 
 import torch
@@ -67,6 +68,31 @@ def setup_cpu_distributed(cfg: Config) -> List[str]:
     return ['--cfg-options', *options]
 
 
+def print_tools_help(tool: str) -> None:
+    """Print the usage of ``tools/<tool>.py`` and the ``--help`` of mmdet's
+    and mmpretrain's ``tools/<tool>.py``, whose options it takes."""
+    print(f'usage: {tool}.py CONFIG [OPTIONS]\n')
+    print(
+        textwrap.fill(
+            f'Runs the tools/{tool}.py of the package of the config\'s '
+            'default_scope, with sharedbasis_mm registered: mmdet\'s for '
+            'detection configs, mmpretrain\'s for classification configs. '
+            'OPTIONS are those of that tool:'),
+        end='\n\n')
+    argv = sys.argv
+    for scope in SCOPES:
+        print(f'--- {scope}\'s tools/{tool}.py ---', flush=True)
+        sys.argv = [f'{tool}.py', '--help']
+        try:
+            runpy.run_path(
+                openmmlab_tool_path(scope, tool), run_name='__main__')
+        except SystemExit:
+            pass
+        finally:
+            sys.argv = argv
+        print()
+
+
 def run_openmmlab_tool(tool: str) -> None:
     """Run ``tool`` of the package the config in ``sys.argv[1]`` is for.
 
@@ -78,8 +104,8 @@ def run_openmmlab_tool(tool: str) -> None:
     """
     import sharedbasis_mm  # noqa: F401
     if len(sys.argv) < 2 or sys.argv[1].startswith('-'):
-        raise SystemExit(f'usage: {tool}.py CONFIG ... (the arguments of '
-                         f'mmdet\'s or mmpretrain\'s tools/{tool}.py)')
+        print_tools_help(tool)
+        raise SystemExit(0 if sys.argv[1:2] in (['-h'], ['--help']) else 2)
     config = sys.argv[1]
     if not osp.isfile(config):
         raise SystemExit(f'{tool}.py: no config file at {config}')
