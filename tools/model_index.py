@@ -152,8 +152,14 @@ def model_metadata(cfg: Config, with_flops: bool) -> Dict:
     with_flops = with_flops and bool(reference.get('flops')) and reference.get(
         'part', 'model') == 'model'
     # without FLOPs, the parameters are counted on the meta device: the
-    # same modules, built in a fraction of the time
-    with torch.device('cpu' if with_flops else 'meta'):
+    # same modules, built in a fraction of the time (on the CPU for a model
+    # whose construction reads tensor values, as mmpretrain's DenseNet)
+    try:
+        with torch.device('cpu' if with_flops else 'meta'):
+            model = build_model_from_config(cfg)
+    except RuntimeError as error:
+        if 'meta tensors' not in str(error):
+            raise
         model = build_model_from_config(cfg)
     metadata['Parameters'] = count_parameters(model)
     if with_flops:
