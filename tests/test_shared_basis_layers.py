@@ -272,3 +272,12 @@ def test_shared_basis_conv_as_conv_module_conv_cfg():
     fused = fuse_model(copy.deepcopy(module))
     assert type(fused.conv) is nn.Conv2d and isinstance(fused.bn, nn.Identity)
     torch.testing.assert_close(fused(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_unique_elements_follow_the_dtype_of_a_given_basis():
+    basis = nn.Parameter(make_filter_basis(8, 3, 3).detach().double())
+    conv = BasisConv2d(8, 4, 3, padding=1, unique_rank=1, shared_basis=basis)
+    assert conv.unique_weight.dtype == torch.float64
+    x = torch.randn(1, 8, 5, 5, dtype=torch.float64)
+    weight = torch.cat([basis, conv.unique_weight])
+    torch.testing.assert_close(conv(x), F.conv2d(x, weight, padding=1))

@@ -178,9 +178,13 @@ class BasisConv2d(nn.Module):
                                      kernel_size, groups)
             self._use_shared_basis(shared_basis)
         if unique_rank > 0:
+            # the unique elements follow a given basis' dtype and device, so
+            # that both concatenate into one weight in forward
+            like = {} if shared_basis is None else dict(
+                dtype=shared_basis.dtype, device=shared_basis.device)
             self.unique_weight = nn.Parameter(
                 torch.empty(unique_rank, in_channels // unique_groups,
-                            *kernel_size))
+                            *kernel_size, **like))
             nn.init.orthogonal_(self.unique_weight)
         else:
             self.register_parameter('unique_weight', None)
