@@ -26,7 +26,7 @@ class SaveBasesHook(Hook):
         wrapped = is_model_wrapper(runner.model)
         model = runner.model.module if wrapped else runner.model
         bases = {
-            name: basis.weight.detach().clone()
+            name: basis.detach().clone()
             for name, basis in find_shared_bases(model).items()
         }
         torch.save(

@@ -316,6 +316,7 @@ def test_suite_covers_every_backbone_family():
     ours = {type(s.build()) for s in SUBJECTS if s.ours}
     assert ours == {
         SharedBasisResNet, SharedBasisResNetCifar, SharedBasisMobileNetV2,
+        SharedBasisResNeXt,
         TiedResNet, TiedResNeXt, TiedSEResNet
     }
 

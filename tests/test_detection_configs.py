@@ -392,10 +392,13 @@ def test_train_and_test_tools(config, tools, coco_root, tmp_path,
         assert re.search(rf'coco/occ/{iou_type}_mAP_75_[\d.]+-[\d.]+: ',
                          output)
     if tools == 'ours':
-        model = init_detector(config, checkpoint, device='cpu')
+        # the config of the run (4 classes), as the checkpoint stores it
+        saved = torch.load(checkpoint)
+        trained_cfg = Config.fromstring(saved['meta']['cfg'], '.py')
+        model = init_detector(trained_cfg, checkpoint, device='cpu')
         inferencer = DetInferencer(
-            config, checkpoint, device='cpu', show_progress=False)
-        expected = torch.load(checkpoint)['state_dict']
+            trained_cfg, checkpoint, device='cpu', show_progress=False)
+        expected = saved['state_dict']
         for loaded in (model, inferencer.model):
             state_dict = loaded.state_dict()
             assert all(torch.equal(state_dict[key], value)

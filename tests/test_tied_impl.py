@@ -88,8 +88,8 @@ def test_auto_does_not_time_while_exporting(monkeypatch):
 
 
 def test_unknown_impl():
-    with pytest.raises(ValueError, match=r"TBC: unknown impl='im2col'; "
-                       r"expected one of \('auto', 'fold', 'grouped'\)"):
+    with pytest.raises(ValueError, match=r"TBC: impl must be one of "
+                       r"\('auto', 'fold', 'grouped'\), got impl='im2col'"):
         TiedBlockConv2d(16, 16, 3, blocks=2, impl='im2col')
 
 

@@ -176,7 +176,7 @@ def orthogonality(model: nn.Module) -> Dict[str, float]:
     bases = find_shared_bases(model)
     with torch.no_grad():
         total = sum(
-            float(orthogonality_error(basis.weight, 'sum'))
+            float(orthogonality_error(basis, 'sum'))
             for basis in bases.values())
     return dict(num_bases=len(bases), error=total)
 
