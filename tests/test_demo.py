@@ -93,7 +93,7 @@ def test_demo_reports_the_pair_side_by_side(tmp_path):
     model.load_state_dict(checkpoint['state_dict'])
     bases = find_shared_bases(model)
     with torch.no_grad():
-        expected = sum(float(orthogonality_error(b.weight, 'sum'))
+        expected = sum(float(orthogonality_error(b, 'sum'))
                        for b in bases.values())
     value, count = re.fullmatch(r'([0-9.e+-]+) \(([0-9]+) bases\)',
                                 orth[0]).groups()
