@@ -1,23 +1,10 @@
-_base_ = [
-    'mmpretrain::_base_/models/densenet/densenet121.py',
-    '../_base_/datasets/cifar100_bs128.py',
-    '../_base_/schedules/cifar_bs128_300e.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
+# The authors' CIFAR-100 DenseNet121 (Table 2's baseline): their
+# DenseNet121_SingleShared without shared bases, so without the
+# orthogonality regularization; data and schedule are the sibling's.
+_base_ = '../shared_basis/densenet121-s16u1_1xb128_cifar100.py'
 
-# The authors' CIFAR-100 DenseNet121: the CIFAR stem, transitions without
-# ReLU.
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='SharedBasisDenseNetCifar',
-        arch='121',
-        transition_act=False),
-    head=dict(num_classes=100, in_channels=1024))
+    backbone=dict(shared_rank=0, unique_rank=0, basis_indices=None))
+custom_hooks = []
 
-paper_reference = dict(
-    source='Learning Deeply Shared Filter Bases, Table 2',
-    params=7.05e6,
-    flops=0.91e9,
-    input_shape=(3, 32, 32))
+paper_reference = dict(params=7.05e6, flops=0.91e9)

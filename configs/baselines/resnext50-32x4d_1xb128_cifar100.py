@@ -1,25 +1,11 @@
-_base_ = [
-    'mmpretrain::_base_/models/resnext50_32x4d.py',
-    '../_base_/datasets/cifar100_bs128.py',
-    '../_base_/schedules/cifar_bs128_300e.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
+# The authors' CIFAR-100 ResNext50_32x4d (Table 2's baseline): their
+# ResNext50_32x4d_SingleShared without shared bases, so without the
+# orthogonality regularization; data and schedule are the sibling's.
+_base_ = '../shared_basis/resnext50-32x4d-s64u4_1xb128_cifar100.py'
 
-# The authors' CIFAR-100 ResNext50_32x4d: the CIFAR stem (3 x 3 conv, BN,
-# ReLU, no max pooling).
 model = dict(
     backbone=dict(
-        _delete_=True,
-        type='SharedBasisResNeXtCifar',
-        depth=50,
-        groups=32,
-        base_width=4,
-        out_indices=(3,)),
-    head=dict(num_classes=100, in_channels=2048))
+        shared_rank=0, unique_rank=0, shared_groups=1, unique_groups=1))
+custom_hooks = []
 
-paper_reference = dict(
-    source='Learning Deeply Shared Filter Bases, Table 2',
-    params=23.17e6,
-    flops=1.36e9,
-    input_shape=(3, 32, 32))
+paper_reference = dict(params=23.17e6, flops=1.36e9)

@@ -147,10 +147,16 @@ class SharedBasisResNeXt(ResNeXt, BaseResNet):
             if not isinstance(value, int) or value < least:
                 raise ValueError(f'{name}: {arg} must be an integer >= '
                                  f'{least}, got {arg}={value!r}')
-        if shared_rank == 0 and unique_rank > 0:
-            raise ValueError(f'{name}: unique_rank={unique_rank} needs a '
-                             f'shared basis, but shared_rank=0 builds the '
-                             f'plain ResNeXt; expected shared_rank > 0')
+        sharing_only = dict(
+            unique_rank=(unique_rank, 0),
+            shared_groups=(shared_groups, 1),
+            unique_groups=(unique_groups, 1))
+        for arg, (value, default) in sharing_only.items():
+            if shared_rank == 0 and value != default:
+                raise ValueError(f'{name}: {arg}={value} needs a shared '
+                                 f'basis, but shared_rank=0 builds the plain '
+                                 f'ResNeXt; expected shared_rank > 0 or '
+                                 f'{arg}={default}')
         if shared_rank > 0:
             check_basis_conv_cfg(name, kwargs.get('conv_cfg'))
         self.shared_rank = shared_rank
