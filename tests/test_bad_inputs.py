@@ -4,6 +4,7 @@ or warns with exact counts; none is silently accepted."""
 import json
 import os
 import os.path as osp
+import subprocess
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ from sharedbasis_mm.utils.validation import (check_choice, check_file,
                                              load_json_file)
 from tiny_shared_basis_net import TinySharedBasisNet, build_runner
 from tool_loading import load_tool
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 NAN, INF = float('nan'), float('inf')
 
@@ -319,3 +322,17 @@ def test_checkpoint_of_another_model_names_the_file(good_checkpoint,
         load_tool('analyze_coefficients').main(
             [config, good_checkpoint, '--out-dir', str(tmp_path / 'out')])
     assert good_checkpoint in str(error.value)
+
+
+@pytest.mark.parametrize('script,args', [
+    ('dist_train.sh', ['CONFIG', 'two']),
+    ('dist_test.sh', ['CONFIG', 'CHECKPOINT', '0']),
+])
+def test_launcher_names_a_bad_process_count(script, args):
+    result = subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', script)] + args,
+        capture_output=True,
+        text=True)
+    assert result.returncode == 2
+    assert (f"NUM_PROCESSES must be a positive integer, got '{args[-1]}'"
+            in result.stderr)

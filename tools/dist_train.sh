@@ -1,32 +1,5 @@
 #!/usr/bin/env bash
 # Distributed training with torchrun, as mmdet's own tools/dist_train.sh:
 #   bash tools/dist_train.sh CONFIG NUM_PROCESSES [train.py arguments]
-# One process per GPU (NCCL); on a machine without a GPU, NUM_PROCESSES CPU
-# processes (gloo, see sharedbasis_mm/utils/openmmlab_tools.py).
-# Multi-node: NNODES, NODE_RANK, MASTER_ADDR and PORT, as in mmdet.
-# PYTHON: the interpreter; defaults to the project's .venv, else python3.
-CONFIG=$1
-GPUS=$2
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "$PYTHON" ]; then
-    if [ -x "$ROOT/.venv/bin/python" ]; then
-        PYTHON="$ROOT/.venv/bin/python"
-    else
-        PYTHON=python3
-    fi
-fi
-
-PYTHONPATH="$ROOT":$PYTHONPATH \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" \
-    --node_rank="$NODE_RANK" \
-    --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" \
-    --master_port="$PORT" \
-    "$ROOT/tools/train.py" \
-    "$CONFIG" \
-    --launcher pytorch "${@:3}"
+# The launcher and its environment variables: tools/dist_launch.sh.
+exec bash "$(dirname "$0")/dist_launch.sh" train.py "$2" "$1" "${@:3}"
