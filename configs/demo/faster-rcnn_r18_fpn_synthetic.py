@@ -12,6 +12,7 @@ model = dict(
         base_channels=16,
         frozen_stages=-1,
         norm_eval=False,
+        zero_init_residual=False,  # as the shared-basis detector
         out_indices=(0, 1, 2, 3),
         init_cfg=None))
 # no shared filter bases, so no orthogonality regularization

@@ -17,6 +17,7 @@ model = dict(
         split_blocks=(1, 2, 2, 4),
         frozen_stages=-1,
         norm_eval=False,
+        zero_init_residual=False,  # as the shared-basis detector
         out_indices=(0, 1, 2, 3),
         init_cfg=None),
     neck=dict(in_channels=[64, 128, 256, 512]))
