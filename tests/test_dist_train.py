@@ -5,14 +5,13 @@ both ranks and in the checkpoint."""
 import json
 import os
 import os.path as osp
-import signal
 import socket
-import subprocess
 import sys
 
 import pytest
 import torch
 
+from process_group import run_process_group
 from sharedbasis_mm.datasets import CLASSES, make_synthetic_coco
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -75,22 +74,12 @@ def test_dist_train_two_cpu_processes(tmp_path):
         CUDA_VISIBLE_DEVICES='',  # the CPU path, also on a GPU machine
         OMP_NUM_THREADS='1',
         PYTHONPATH=os.pathsep.join([HERE, os.environ.get('PYTHONPATH', '')]))
-    process = subprocess.Popen(
+    output = run_process_group(
         ['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), config, '2',
          '--work-dir', str(work_dir)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=420)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"dist_train.sh timed out:\n{output[-3000:]}")
-    assert process.returncode == 0, output[-12000:]
+        env,
+        timeout=420,
+        cwd=ROOT)
     assert 'runs on the CPU with the gloo backend' in output
 
     saved = {(rank, when): torch.load(

@@ -4,8 +4,6 @@ import math
 import os
 import os.path as osp
 import re
-import signal
-import subprocess
 import sys
 
 import pytest
@@ -19,6 +17,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 
+from process_group import run_process_group
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.hooks import OrthogonalityLossHook
 from sharedbasis_mm.layers import (SharedBasisConv2d, find_shared_bases,
@@ -294,23 +293,11 @@ def run_ddp_script(out_dir: str) -> None:
     # the resumed run loads its checkpoint with torch.load's default
     # (weights_only=True), which importing sharedbasis_mm allows
     env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    process = subprocess.Popen([
+    run_process_group([
         sys.executable, '-m', 'torch.distributed.run', '--standalone',
         '--nproc_per_node=2',
         osp.join(HERE, 'ddp_orthogonality_hook_script.py'), out_dir
-    ],
-                               env=env,
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT,
-                               text=True,
-                               start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f'the DDP run timed out:\n{output[-3000:]}')
-    assert process.returncode == 0, output[-3000:]
+    ], env, timeout=300)
 
 
 def test_ddp_two_ranks_and_resume(tmp_path):

@@ -1,0 +1,18 @@
+"""Session settings of the tests.
+
+``make test`` runs the suite in pytest-xdist workers (``-n auto``, one per
+core). Each worker then gets its share of the cores for torch and for the
+processes it starts (``OMP_NUM_THREADS``), so that N workers do not run
+N times as many threads as there are cores.
+"""
+import os
+
+import torch
+
+
+def pytest_configure(config) -> None:
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ['OMP_NUM_THREADS'] = str(threads)
+        torch.set_num_threads(threads)
