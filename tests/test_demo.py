@@ -10,6 +10,8 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 from sharedbasis_mm.analysis import build_model_from_config, count_parameters
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
@@ -30,6 +32,19 @@ def run_demo(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=900)
+
+
+def coco_stats(work_dir, name: str) -> list:
+    """pycocotools' AP, AP50, AP75, ... of the detections a demo run
+    wrote, at mmdet's CocoMetric's maxDets."""
+    coco = COCO(str(work_dir / 'data' / 'annotations' / 'instances_val.json'))
+    detections = coco.loadRes(str(work_dir / name / 'results.bbox.json'))
+    evaluation = COCOeval(coco, detections, 'bbox')
+    evaluation.params.maxDets = [100, 300, 1000]
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    return list(evaluation.stats)
 
 
 def table_row(report: str, title: str) -> list:
@@ -78,8 +93,16 @@ def test_demo_reports_the_pair_side_by_side(tmp_path):
     assert backbone == [count_parameters(m.backbone) for m in models.values()]
     assert detector[0] < detector[1]
 
-    for title in ('bbox AP', 'bbox AP50', 'bbox AP75'):
-        assert all(0 <= float(c) <= 1 for c in table_row(report, title))
+    # AP, AP50, AP75: pycocotools' on the detections each run wrote
+    columns = zip(*(table_row(report, title)
+                    for title in ('bbox AP', 'bbox AP50', 'bbox AP75')))
+    for name, cells in zip(CONFIGS, columns):
+        assert [float(c) for c in cells] == pytest.approx(
+            coco_stats(work_dir, name)[:3], abs=5e-4)
+    results = json.loads((work_dir / 'results.json').read_text())
+    assert (results['train_images'], results['val_images'],
+            results['data_seed']) == (16, 8, 0)
+    assert [m['name'] for m in results['models']] == list(CONFIGS)
     assert table_row(report, 'training time (min)')[0] != ''
 
     # the orthogonality error: that of the trained shared bases, none for
@@ -177,3 +200,63 @@ def test_seed_sets_the_training_seed_and_its_own_work_dir():
     assert args.work_dir == osp.join('work_dirs', 'demo')
     assert demo.demo_config(config, 'w', 'd', args).randomness.seed == \
         Config.fromfile(config).randomness.seed == 0
+
+
+def write_demo_results(work_dir, seed, aps, epochs=7, train_images=1200):
+    """A results.json of tools/demo.py: the pair with the given bbox AP."""
+    models = [
+        dict(name=name, seed=seed, epochs=epochs, iterations=epochs * 150,
+             metrics={'coco/bbox_mAP': ap})
+        for name, ap in zip(CONFIGS, aps)
+    ]
+    work_dir.mkdir()
+    (work_dir / 'results.json').write_text(json.dumps(dict(
+        train_images=train_images, val_images=200, data_seed=0,
+        models=models)))
+    return str(work_dir)
+
+
+def test_demo_seeds_tabulates_ap_per_seed_with_mean_and_range(
+        tmp_path, capsys, monkeypatch):
+    aps = {0: (0.20, 0.22), 1: (0.25, 0.20), 2: (0.30, 0.27)}
+    dirs = [write_demo_results(tmp_path / f'seed{seed}', seed, pair)
+            for seed, pair in aps.items()]
+    out = tmp_path / 'spread.md'
+    monkeypatch.setattr(sys, 'argv',
+                        ['demo_seeds.py', *dirs, '--out', str(out)])
+    load_tool('demo_seeds').main()
+    table = capsys.readouterr().out
+    assert table == out.read_text()
+    assert table_row(table, 'seed') == [
+        '`r18-s8u1` AP', '`r18` AP', '`r18-s8u1` - `r18`'
+    ]
+    assert table_row(table, '0') == ['0.200', '0.220', '-0.020']
+    assert table_row(table, '1') == ['0.250', '0.200', '+0.050']
+    # means (0.75 / 3, 0.69 / 3, 0.06 / 3) and ranges (max - min)
+    assert table_row(table, 'mean') == ['0.250', '0.230', '0.020']
+    assert table_row(table, 'range (max - min)') == ['0.100', '0.070',
+                                                     '0.070']
+    assert '3 training seeds, 7 epochs (1050 steps) each' in table
+
+
+@pytest.mark.parametrize('change,match', [
+    (dict(epochs=6), 'expected runs of the same demo'),
+    (dict(train_images=600), 'expected runs of the same demo'),
+    (dict(seed=0), 'both ran seed 0'),
+])
+def test_demo_seeds_refuses_runs_of_another_demo(tmp_path, change, match):
+    demo_seeds = load_tool('demo_seeds')
+    first = write_demo_results(tmp_path / 'a', 0, (0.2, 0.2))
+    other = dict(dict(seed=1, aps=(0.2, 0.2)), **change)
+    second = write_demo_results(tmp_path / 'b', other.pop('seed'),
+                                other.pop('aps'), **other)
+    with pytest.raises(ValueError, match=match):
+        demo_seeds.load_runs([first, second])
+
+
+def test_demo_seeds_names_a_missing_results_file(tmp_path, monkeypatch):
+    first = write_demo_results(tmp_path / 'a', 0, (0.2, 0.2))
+    monkeypatch.setattr(sys, 'argv',
+                        ['demo_seeds.py', first, str(tmp_path / 'b')])
+    with pytest.raises(SystemExit, match=r"b/results\.json"):
+        load_tool('demo_seeds').main()

@@ -3,11 +3,15 @@ configs it describes."""
 import glob
 import os
 import os.path as osp
+import shutil
+import sys
 
 import pytest
 import yaml
+from mmengine.config import Config
 from mmengine.config.utils import _get_cfg_metainfo
 
+from sharedbasis_mm.analysis import build_model_from_config, count_flops
 from tool_loading import TOOLS, load_tool
 
 ROOT = osp.dirname(TOOLS)
@@ -99,3 +103,50 @@ def test_modelindex_reads_the_index():
         assert not found.check_errors, found.check_errors
         assert found.full_model.config == model['Config']
         assert found.full_model.paper['URL'].startswith('https://')
+
+
+def test_flops_for_counts_the_named_configs_and_keeps_the_others(
+        tmp_path, monkeypatch):
+    """``--flops-for`` recounts the FLOPs of the configs it names and keeps
+    the metafile's FLOPs of the others (here deliberately wrong)."""
+    shutil.copytree(
+        osp.join(ROOT, 'configs', '_base_'), tmp_path / 'configs' / '_base_')
+    shutil.copytree(
+        osp.join(ROOT, 'configs', 'shared_basis'),
+        tmp_path / 'configs' / 'shared_basis')
+    metafile = tmp_path / 'configs' / 'shared_basis' / 'metafile.yml'
+    meta = yaml.safe_load(metafile.read_text())
+    named = 'resnet56-s16u1_1xb128_cifar10'
+    kept = 'resnet32-s16u1-double_1xb128_cifar10'
+    for model in meta['Models']:
+        if model['Name'] in (named, kept):
+            model['Metadata']['FLOPs'] = 1
+    metafile.write_text(model_index.dump(meta))
+    monkeypatch.setattr(sys, 'argv', [
+        'model_index.py', '--root',
+        str(tmp_path), '--flops-for', f'configs/shared_basis/{named}.py'
+    ])
+    model_index.main()
+    flops = {
+        model['Name']: model['Metadata'].get('FLOPs')
+        for model in yaml.safe_load(metafile.read_text())['Models']
+    }
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'shared_basis',
+                                   f'{named}.py'))
+    assert flops[named] == count_flops(
+        build_model_from_config(cfg), tuple(cfg.paper_reference.input_shape))
+    assert flops[kept] == 1
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--flops-for', 'configs/nowhere/*.py'], "'configs/nowhere/*.py' matches "
+     'no config'),
+    (['--flops-for', 'configs/shared_basis/*.py', '--no-flops'],
+     'give one of them'),
+])
+def test_flops_for_refuses_what_it_cannot_do(args, message, monkeypatch,
+                                             capsys):
+    monkeypatch.setattr(sys, 'argv', ['model_index.py', *args])
+    with pytest.raises(SystemExit) as error:
+        model_index.main()
+    assert message in str(error.value) + capsys.readouterr().err

@@ -364,7 +364,15 @@ def main() -> None:
     with open(report, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1, default=float)
+        json.dump(
+            dict(
+                train_images=args.train,
+                val_images=args.val,
+                data_seed=args.data_seed,
+                models=results),
+            f,
+            indent=1,
+            default=float)
     print('\n' + '\n'.join(lines) + '\n')
     print(f'report: {report}\nplot: {", ".join(plot_files)}\n'
           f'checkpoints and logs: {osp.abspath(args.work_dir)}/<backbone>')

@@ -9,15 +9,17 @@ paper's input size where the paper gives FLOPs). Written by hand in the
 metafile and kept as they are: ``Results`` (the paper's figures, named by
 ``Results From``) and ``Converted From`` (the authors' checkpoint and how to
 convert it). ``--check`` writes nothing and fails when a file is not what
-this tool would write.
+this tool would write. ``--flops-for`` counts the FLOPs of the configs named
+and keeps the others' (counting every model's takes long).
 """
 import _quiet_imports  # noqa: F401,I001 (first: see the module)
 
 import argparse
+import fnmatch
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 import yaml
@@ -74,7 +76,34 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='count parameters only and keep the FLOPs of the metafiles '
         '(fast; --check then compares parameters only)')
-    return parser.parse_args()
+    parser.add_argument(
+        '--flops-for',
+        nargs='+',
+        metavar='CONFIG',
+        help='count the FLOPs of these configs only (paths from the '
+        'repository root, shell patterns allowed, e.g. '
+        "'configs/shared_basis/mobilenet*'); keep the others' from the "
+        'metafiles')
+    args = parser.parse_args()
+    if args.flops_for and args.no_flops:
+        parser.error('--flops-for counts FLOPs, --no-flops counts none: '
+                     'give one of them')
+    return args
+
+
+def flops_selection(args: argparse.Namespace,
+                    relpaths: List[str]) -> Callable[[str], bool]:
+    """Whether the FLOPs of a config (by its path from the root) are
+    counted; every pattern of ``--flops-for`` must match a config."""
+    if not args.flops_for:
+        return lambda relpath: not args.no_flops
+    for pattern in args.flops_for:
+        if not fnmatch.filter(relpaths, pattern):
+            sys.exit(f'model_index: --flops-for {pattern!r} matches no '
+                     'config with a paper_reference; expected a path such '
+                     f'as {relpaths[0]!r}')
+    return lambda relpath: any(
+        fnmatch.fnmatch(relpath, pattern) for pattern in args.flops_for)
 
 
 def paper_of(source: str, config: str) -> Dict[str, str]:
@@ -176,9 +205,11 @@ def collection_name(paper_title: str, folder: str) -> str:
 
 
 def build_metafile(root: str, folder: str, configs: Dict[str, Config],
-                   old: Optional[Dict], with_flops: bool) -> Dict:
+                   old: Optional[Dict],
+                   counts_flops: Callable[[str], bool]) -> Dict:
     """The metafile of a config folder: its collections (one per paper)
-    and one model per config, keeping ``KEPT_KEYS`` of ``old``."""
+    and one model per config, keeping ``KEPT_KEYS`` of ``old``, and the
+    FLOPs of ``old`` for the configs whose FLOPs are not counted."""
     old_models = {m['Name']: m for m in (old or {}).get('Models', [])}
     collections, models = {}, []
     for path, cfg in configs.items():
@@ -187,6 +218,7 @@ def build_metafile(root: str, folder: str, configs: Dict[str, Config],
         name = collection_name(paper['Title'], folder)
         collections.setdefault(name, dict(Name=name, Paper=paper))
         model_name = osp.splitext(osp.basename(path))[0]
+        with_flops = counts_flops(relpath.replace(os.sep, '/'))
         model = {
             'Name': model_name,
             'In Collection': name,
@@ -220,13 +252,17 @@ def main() -> None:
     args = parse_args()
     configs_dir = osp.join(args.root, 'configs')
     by_folder: Dict[str, Dict[str, Config]] = {}
-    for path, cfg in find_indexed_configs(configs_dir).items():
+    indexed = find_indexed_configs(configs_dir)
+    for path, cfg in indexed.items():
         folder = osp.relpath(osp.dirname(path), configs_dir)
         by_folder.setdefault(folder.replace(os.sep, '/'), {})[path] = cfg
     if not by_folder:
         sys.exit(f'model_index: no config under {configs_dir} has a '
                  'paper_reference; the index lists the configs that '
                  "reproduce a paper's table")
+    counts_flops = flops_selection(args, [
+        osp.relpath(path, args.root).replace(os.sep, '/') for path in indexed
+    ])
     files = {}
     for folder, configs in by_folder.items():
         path = osp.join(configs_dir, folder, METAFILE)
@@ -235,8 +271,7 @@ def main() -> None:
             with open(path) as f:
                 old = yaml.safe_load(f)
         files[path] = dump(
-            build_metafile(args.root, folder, configs, old,
-                           not args.no_flops))
+            build_metafile(args.root, folder, configs, old, counts_flops))
     files[osp.join(args.root, MODEL_INDEX)] = dump({
         'Import': [f'configs/{folder}/{METAFILE}' for folder in by_folder]
     })
