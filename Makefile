@@ -4,8 +4,9 @@
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.sharedbasis_mm-installed
-# the tests run in one pytest-xdist worker per core; PYTEST_WORKERS=0 runs
-# them in this process
+# the tests run in one pytest-xdist worker per core, a test file to a
+# worker (its module fixtures are built once); PYTEST_WORKERS=0 runs them in
+# this process
 PYTEST_WORKERS ?= auto
 PYTEST_ARGS ?=
 # e.g. DEMO_ARGS='--backbones r18-s8u1 r18 tiedr50' or '--seed 1'
@@ -21,7 +22,7 @@ $(STAMP): tools/install_env.sh requirements/verified.txt requirements.txt \
 	touch $@
 
 test: $(STAMP)
-	$(PYTHON) -m pytest tests -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PYTHON) -m pytest tests -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)

@@ -4,10 +4,16 @@
 core). Each worker then gets its share of the cores for torch and for the
 processes it starts (``OMP_NUM_THREADS``), so that N workers do not run
 N times as many threads as there are cores.
+
+``metafiles_read_once``: parse many configs in a module without mmengine
+re-reading mim's metafiles for each.
 """
 import os
 
+import pytest
 import torch
+
+from sharedbasis_mm.utils import package_metafiles_read_once
 
 
 def pytest_configure(config) -> None:
@@ -16,3 +22,11 @@ def pytest_configure(config) -> None:
         threads = max(1, (os.cpu_count() or 1) // workers)
         os.environ['OMP_NUM_THREADS'] = str(threads)
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def metafiles_read_once():
+    """For a module that parses many configs:
+    ``pytestmark = pytest.mark.usefixtures('metafiles_read_once')``."""
+    with package_metafiles_read_once():
+        yield

@@ -21,7 +21,6 @@ import os.path as osp
 import re
 from glob import glob
 
-import mmengine.config.utils
 import numpy as np
 import pytest
 import torch
@@ -64,15 +63,7 @@ def config_id(path):
     return osp.relpath(path, CONFIGS)
 
 
-@pytest.fixture(scope='module', autouse=True)
-def read_mim_metafiles_once():
-    """mmengine reads the metafiles of mmdet or mmpretrain again for every
-    ``mmdet::`` or ``mmpretrain::`` base of a config; read them once."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mmengine.config.utils, 'load',
-                      functools.lru_cache(maxsize=None)(
-                          mmengine.config.utils.load))
-        yield
+pytestmark = pytest.mark.usefixtures('metafiles_read_once')
 
 
 @functools.lru_cache(maxsize=None)

@@ -162,13 +162,18 @@ def test_demo_reports_the_pair_side_by_side(tmp_path):
     assert plot.with_suffix('.png').stat().st_size > 10000
 
 
-def test_demo_rejects_an_unknown_backbone(tmp_path):
-    result = run_demo('--backbones', 'r18', 'r50', '--work-dir',
-                      str(tmp_path))
-    assert result.returncode == 2
-    assert '--backbones: unknown r50; expected names among r18-s8u1, r18, ' \
-        'tiedr50' in result.stderr
-    assert not (tmp_path / 'data').exists()
+@pytest.mark.parametrize('args,message', [
+    (['--backbones', 'r18', 'r50'], '--backbones: unknown r50; expected '
+     'names among r18-s8u1, r18, tiedr50'),
+    (['--backbones', 'r18', 'r18'], '--backbones: each name once'),
+    (['--epochs', '0'], '--epochs must be >= 1, got 0'),
+    (['--seed', '-1'], '--seed must be >= 0, got -1'),
+])
+def test_demo_rejects_bad_arguments_before_any_work(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load_tool('demo').parse_args(args)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_demo_configs_differ_only_in_the_backbone():

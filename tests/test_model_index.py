@@ -16,6 +16,7 @@ from tool_loading import TOOLS, load_tool
 
 ROOT = osp.dirname(TOOLS)
 model_index = load_tool('model_index')
+pytestmark = pytest.mark.usefixtures('metafiles_read_once')
 
 
 def load_yaml(path):

@@ -28,7 +28,8 @@ from mmengine.logging import print_log
 
 from sharedbasis_mm.analysis import (build_model_from_config,
                                      count_flops, count_parameters)
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+from sharedbasis_mm.utils import (DefaultsHelpFormatter,
+                                  package_metafiles_read_once)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODEL_INDEX = 'model-index.yml'
@@ -91,17 +92,20 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def flops_selection(args: argparse.Namespace,
-                    relpaths: List[str]) -> Callable[[str], bool]:
+def flops_selection(args: argparse.Namespace) -> Callable[[str], bool]:
     """Whether the FLOPs of a config (by its path from the root) are
-    counted; every pattern of ``--flops-for`` must match a config."""
+    counted; every pattern of ``--flops-for`` must match a config file."""
     if not args.flops_for:
         return lambda relpath: not args.no_flops
+    relpaths = [
+        osp.relpath(path, args.root).replace(os.sep, '/')
+        for path in find_config_files(osp.join(args.root, 'configs'))
+    ]
     for pattern in args.flops_for:
         if not fnmatch.filter(relpaths, pattern):
             sys.exit(f'model_index: --flops-for {pattern!r} matches no '
-                     'config with a paper_reference; expected a path such '
-                     f'as {relpaths[0]!r}')
+                     'config file; expected paths from the repository root '
+                     'such as configs/shared_basis/*.py')
     return lambda relpath: any(
         fnmatch.fnmatch(relpath, pattern) for pattern in args.flops_for)
 
@@ -120,17 +124,26 @@ def find_indexed_configs(configs_dir: str) -> Dict[str, Config]:
     path, in folder order (parsing a config takes seconds: each is parsed
     once)."""
     configs = {}
+    with package_metafiles_read_once():
+        for path in find_config_files(configs_dir):
+            cfg = Config.fromfile(path)
+            if cfg.get('paper_reference') is not None:
+                configs[path] = cfg
+    return configs
+
+
+def find_config_files(configs_dir: str) -> List[str]:
+    """The config files under ``configs_dir`` (not ``_base_``), in folder
+    order."""
+    paths = []
     for folder, dirs, files in sorted(os.walk(configs_dir)):
         dirs.sort()
-        if '_base_' in folder.split(os.sep):
-            continue
-        for name in sorted(files):
-            path = osp.join(folder, name)
-            if name.endswith('.py'):
-                cfg = Config.fromfile(path)
-                if cfg.get('paper_reference') is not None:
-                    configs[path] = cfg
-    return configs
+        if '_base_' not in folder.split(os.sep):
+            paths += [
+                osp.join(folder, name) for name in sorted(files)
+                if name.endswith('.py')
+            ]
+    return paths
 
 
 def training_techniques(cfg: Config) -> List[str]:
@@ -251,18 +264,15 @@ def dump(data: Dict) -> str:
 def main() -> None:
     args = parse_args()
     configs_dir = osp.join(args.root, 'configs')
+    counts_flops = flops_selection(args)
     by_folder: Dict[str, Dict[str, Config]] = {}
-    indexed = find_indexed_configs(configs_dir)
-    for path, cfg in indexed.items():
+    for path, cfg in find_indexed_configs(configs_dir).items():
         folder = osp.relpath(osp.dirname(path), configs_dir)
         by_folder.setdefault(folder.replace(os.sep, '/'), {})[path] = cfg
     if not by_folder:
         sys.exit(f'model_index: no config under {configs_dir} has a '
                  'paper_reference; the index lists the configs that '
                  "reproduce a paper's table")
-    counts_flops = flops_selection(args, [
-        osp.relpath(path, args.root).replace(os.sep, '/') for path in indexed
-    ])
     files = {}
     for folder, configs in by_folder.items():
         path = osp.join(configs_dir, folder, METAFILE)

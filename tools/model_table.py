@@ -22,7 +22,8 @@ from mmengine.logging import print_log
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import complexity_row
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+from sharedbasis_mm.utils import (DefaultsHelpFormatter,
+                                  package_metafiles_read_once)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -93,19 +94,20 @@ def main() -> None:
     args = parse_args()
     configs = find_configs(args.configs)
     rows = []
-    for index, config in enumerate(configs, 1):
-        start = time.perf_counter()
-        row = complexity_row(config, with_flops=not args.no_flops)
-        if row is None:
-            continue
-        rows.append(row)
-        print_log(
-            f'[{index}/{len(configs)}] {osp.relpath(config)}: '
-            f"{row['params'] / 1e6:.2f}M params"
-            + (f", {row['flops'] / 1e9:.2f}G FLOPs"
-               if row['flops'] is not None else '')
-            + f' ({time.perf_counter() - start:.1f}s)',
-            logger='current')
+    with package_metafiles_read_once():
+        for index, config in enumerate(configs, 1):
+            start = time.perf_counter()
+            row = complexity_row(config, with_flops=not args.no_flops)
+            if row is None:
+                continue
+            rows.append(row)
+            print_log(
+                f'[{index}/{len(configs)}] {osp.relpath(config)}: '
+                f"{row['params'] / 1e6:.2f}M params"
+                + (f", {row['flops'] / 1e9:.2f}G FLOPs"
+                   if row['flops'] is not None else '')
+                + f' ({time.perf_counter() - start:.1f}s)',
+                logger='current')
     if not rows:
         sys.exit(f'model_table: no config under {" ".join(args.configs)} has '
                  'a paper_reference; the model table lists the configs that '
