@@ -3,7 +3,6 @@
 a classifier checkpoint into a backbone checkpoint."""
 import pickle
 import re
-import zipfile
 from collections import OrderedDict
 from typing import Callable, Dict
 
@@ -87,8 +86,9 @@ def load_checkpoint_file(path: str) -> dict:
     check_file(path, 'checkpoint')
     try:
         checkpoint = torch.load(path, map_location='cpu')
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError,
-            zipfile.BadZipFile) as error:
+    except Exception as error:
+        # bytes that are no checkpoint make torch's unpickler fail in many
+        # ways (UnpicklingError, EOFError, IndexError, KeyError, ...)
         reason = str(error).strip().splitlines()[0] if str(error) else ''
         raise ValueError(
             f'the checkpoint {path!r} cannot be loaded '
