@@ -265,3 +265,21 @@ def test_demo_seeds_names_a_missing_results_file(tmp_path, monkeypatch):
                         ['demo_seeds.py', first, str(tmp_path / 'b')])
     with pytest.raises(SystemExit, match=r"b/results\.json"):
         load_tool('demo_seeds').main()
+
+
+def test_demo_seeds_checks_out_before_reading(tmp_path, monkeypatch):
+    first = write_demo_results(tmp_path / 'a', 0, (0.2, 0.2))
+    second = write_demo_results(tmp_path / 'b', 1, (0.2, 0.2))
+    (tmp_path / 'file').write_text('')
+    for out, match in [(tmp_path, 'is a folder'),
+                       (tmp_path / 'file' / 'spread.md', '--out')]:
+        monkeypatch.setattr(sys, 'argv', [
+            'demo_seeds.py', first, second, '--out', str(out)])
+        with pytest.raises(SystemExit, match=match):
+            load_tool('demo_seeds').main()
+    # a new folder is made
+    out = tmp_path / 'new' / 'spread.md'
+    monkeypatch.setattr(sys, 'argv',
+                        ['demo_seeds.py', first, second, '--out', str(out)])
+    load_tool('demo_seeds').main()
+    assert '| mean |' in out.read_text()

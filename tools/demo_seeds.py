@@ -14,12 +14,14 @@ Example (the README's seed spread):
 """
 import _quiet_imports  # noqa: F401,I001 (first: see the module)
 import argparse
+import os
 import os.path as osp
 import statistics
 from typing import Dict, List, Optional, Sequence
 
 from sharedbasis_mm.utils import DefaultsHelpFormatter
-from sharedbasis_mm.utils.validation import load_json_file
+from sharedbasis_mm.utils.validation import (check_writable_dir,
+                                             load_json_file)
 
 METRIC = 'coco/bbox_mAP'
 # what runs of the demo with other seeds share
@@ -114,12 +116,18 @@ def seed_table(runs: Sequence[Sequence[Dict]]) -> List[str]:
 def main() -> None:
     args = parse_args()
     try:
+        if args.out:
+            if osp.isdir(args.out):
+                raise IsADirectoryError(f'--out {args.out!r} is a folder; '
+                                        'expected a file path')
+            check_writable_dir('--out', osp.dirname(osp.abspath(args.out)))
         lines = seed_table(load_runs(args.work_dirs))
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:
         raise SystemExit(f'demo_seeds: {error}')
     text = '\n'.join(lines) + '\n'
     print(text, end='')
     if args.out:
+        os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
         with open(args.out, 'w') as f:
             f.write(text)
 
