@@ -5,6 +5,7 @@ import json
 import os.path as osp
 import random
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -346,3 +347,68 @@ def test_launcher_names_a_bad_process_count(script, args):
     assert result.returncode == 2
     assert (f"NUM_PROCESSES must be a positive integer, got '{args[-1]}'"
             in result.stderr)
+
+
+# (tool, arguments, the message after "argument OPTION: ")
+BAD_TOOL_OPTIONS = [
+    ('benchmark_backbones', ['--batch-sizes', '1', '0'],
+     "--batch-sizes: expected an integer >= 1, got '0'"),
+    ('benchmark_backbones', ['--input-size', 'big'],
+     "--input-size: expected an integer >= 1, got 'big'"),
+    ('benchmark_backbones', ['--threads', '0'],
+     "--threads: expected an integer >= 1, got '0'"),
+    ('benchmark_hook', ['--iters', '0'],
+     "--iters: expected an integer >= 1, got '0'"),
+    ('benchmark_hook', ['--warmup', '-1'],
+     "--warmup: expected an integer >= 0, got '-1'"),
+    ('benchmark_hook', ['--image-size', '2.5'],
+     "--image-size: expected an integer >= 1, got '2.5'"),
+    ('benchmark_occlusion', ['--num-classes', '0'],
+     "--num-classes: expected an integer >= 1, got '0'"),
+    ('benchmark_occlusion', ['--height', '-480'],
+     "--height: expected an integer >= 1, got '-480'"),
+    ('benchmark_tbc', ['--blocks', '4', '0'],
+     "--blocks: expected an integer >= 1, got '0'"),
+    ('benchmark_tbc', ['--shapes', '256x0x28'],
+     "--shapes: expected an input shape CxHxW of positive integers such "
+     "as 2048x56x56, got '256x0x28'"),
+    ('benchmark_tbc', ['--repeats', '0'],
+     "--repeats: expected an integer >= 1, got '0'"),
+    ('benchmark_tbc', ['--block-time', '0'],
+     "--block-time: expected a finite number > 0, got '0'"),
+    ('benchmark_tbc', ['--block-time', 'nan'],
+     "--block-time: expected a finite number > 0, got 'nan'"),
+    ('fuse_model', ['CONFIG', 'CKPT', '--input-shape', '2', '3', '0', '224'],
+     "--input-shape: expected an integer >= 1, got '0'"),
+    ('fuse_model', ['CONFIG', 'CKPT', '--atol=-1e-4'],
+     "--atol: expected a finite number >= 0, got '-1e-4'"),
+    ('fuse_model', ['CONFIG', 'CKPT', '--rtol', 'inf'],
+     "--rtol: expected a finite number >= 0, got 'inf'"),
+    ('make_synthetic_coco', ['OUT', '--train', '-1'],
+     "--train: expected an integer >= 0, got '-1'"),
+    ('make_synthetic_coco', ['OUT', '--image-size', '0', '64'],
+     "--image-size: expected an integer >= 1, got '0'"),
+]
+
+
+@pytest.mark.parametrize('tool,args,message', BAD_TOOL_OPTIONS,
+                         ids=[f'{t}{a[-2:]}' for t, a, _ in BAD_TOOL_OPTIONS])
+def test_bad_numeric_option_of_a_tool_is_named(tool, args, message,
+                                                monkeypatch, capsys):
+    monkeypatch.setattr(sys, 'argv', [f'{tool}.py', *args])
+    with pytest.raises(SystemExit) as exit_:
+        load_tool(tool).parse_args()
+    assert exit_.value.code == 2
+    assert f'error: argument {message}' in capsys.readouterr().err
+
+
+def test_synthetic_objects_out_of_order_are_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', [
+        'make_synthetic_coco.py',
+        str(tmp_path), '--train', '1', '--val', '0', '--objects', '3', '1'
+    ])
+    with pytest.raises(SystemExit, match=r'num_objects must be \(least, '
+                       r'most\) with 1 <= least <= most, got '
+                       r'num_objects=\(3, 1\)'):
+        load_tool('make_synthetic_coco').main()
+    assert not (tmp_path / 'train').exists()

@@ -43,7 +43,7 @@ from sharedbasis_mm.analysis.benchmark import (add_timing_arguments,
                                                describe_machine, peak_memory,
                                                summarize)
 from sharedbasis_mm.deploy import fuse_model
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
 
 
 class Backbone(NamedTuple):
@@ -141,11 +141,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--batch-sizes',
         nargs='+',
-        type=int,
+        type=int_at_least(1),
         default=[1, 8],
         help='batch sizes timed')
     parser.add_argument(
-        '--input-size', type=int, default=224, help='H = W of the input')
+        '--input-size',
+        type=int_at_least(1),
+        default=224, help='H = W of the input')
     parser.add_argument(
         '--channels-last',
         action='store_true',

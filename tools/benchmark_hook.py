@@ -39,7 +39,7 @@ from mmengine.runner import Runner
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.hooks import OrthogonalityLossHook
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
 
 DEFAULT_CONFIG = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
@@ -59,17 +59,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['conv2', 'conv1_conv2', 'all'],
         help='share mode of the default SharedBasisResNet-50 backbone')
     parser.add_argument(
-        '--iters', type=int, default=10, help='timed iterations of each')
+        '--iters', type=int_at_least(1), default=10, help='timed iterations of each')
     parser.add_argument(
-        '--warmup', type=int, default=2, help='untimed iterations of each')
+        '--warmup', type=int_at_least(0), default=2, help='untimed iterations of each')
     parser.add_argument(
         '--threads',
-        type=int,
+        type=int_at_least(1),
         help='torch CPU threads (default: torch\'s default)')
     parser.add_argument(
-        '--batch-size', type=int, default=2, help='images per iteration')
+        '--batch-size', type=int_at_least(1), default=2, help='images per iteration')
     parser.add_argument(
-        '--image-size', type=int, default=256, help='H = W of the images')
+        '--image-size', type=int_at_least(1), default=256, help='H = W of the images')
     parser.add_argument(
         '--loss-weight',
         type=float,
@@ -86,15 +86,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of the config, key=value')
-    args = parser.parse_args(argv)
-    for name in ('iters', 'batch_size', 'image_size', 'threads'):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1, got '
-                         f'{value}')
-    if args.warmup < 0:
-        parser.error(f'--warmup must be >= 0, got {args.warmup}')
-    return args
+    return parser.parse_args(argv)
 
 
 def load_config(args: argparse.Namespace) -> Config:

@@ -32,7 +32,7 @@ from mmdet.evaluation import CocoMetric
 from mmengine.fileio import dump
 
 from sharedbasis_mm.evaluation import OcclusionRatioMetric, compute_occlusion
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
 
 
 def random_polygon(rng: np.random.Generator, height: int, width: int,
@@ -150,18 +150,18 @@ def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
         formatter_class=DefaultsHelpFormatter,
         description='Time occlusion ratios and OcclusionRatioMetric.')
     parser.add_argument(
-        '--num-images', type=int, default=5000, help='generated images')
+        '--num-images', type=int_at_least(1), default=5000, help='generated images')
     parser.add_argument(
         '--num-instances',
-        type=int,
+        type=int_at_least(1),
         default=36000,
         help='generated instances, over all images')
     parser.add_argument(
-        '--height', type=int, default=480, help='image height')
+        '--height', type=int_at_least(1), default=480, help='image height')
     parser.add_argument(
-        '--width', type=int, default=640, help='image width')
+        '--width', type=int_at_least(1), default=640, help='image width')
     parser.add_argument(
-        '--num-classes', type=int, default=80, help='categories')
+        '--num-classes', type=int_at_least(1), default=80, help='categories')
     parser.add_argument(
         '--metric', nargs='+', default=['bbox', 'segm'],
         help='CocoMetric metrics (default: bbox segm)')
@@ -174,7 +174,10 @@ def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
         '--ratios-only', action='store_true',
         help='time the occlusion ratios only, not the metrics')
     parser.add_argument(
-        '--seed', type=int, default=0, help='seed of the generated set')
+        '--seed',
+        type=int_at_least(0),
+        default=0,
+        help='seed of the generated set')
     parser.add_argument(
         '--out',
         default='work_dirs/benchmark_occlusion.json',

@@ -40,7 +40,7 @@ from sharedbasis_mm.analysis.benchmark import (add_timing_arguments,
                                                benchmark, check_clock,
                                                describe_machine, summarize)
 from sharedbasis_mm.layers import TiedBlockConv2d
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -59,8 +59,11 @@ def parse_shape(text: str) -> Tuple[int, int, int]:
     try:
         channels, height, width = (int(v) for v in text.split('x'))
     except ValueError:
+        channels = 0
+    if min(channels, height, width) < 1:
         raise argparse.ArgumentTypeError(
-            f'expected an input shape CxHxW such as 2048x56x56, got {text!r}')
+            'expected an input shape CxHxW of positive integers such as '
+            f'2048x56x56, got {text!r}')
     return channels, height, width
 
 
@@ -78,17 +81,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--blocks',
         nargs='+',
-        type=int,
+        type=int_at_least(1),
         default=[1, 2, 4, 8, 16, 32],
         help='block numbers B (default: 1 2 4 8 16 32)')
     parser.add_argument(
         '--base-filters',
-        type=int,
+        type=int_at_least(1),
         help='output filters at B = 1 (default: C / max(B), so that the '
         'largest B has as many output as input channels)')
     parser.add_argument(
-        '--kernel-size', type=int, default=3, help='k of the k x k kernel')
-    parser.add_argument('--batch', type=int, default=1, help='batch size')
+        '--kernel-size', type=int_at_least(1), default=3, help='k of the k x k kernel')
+    parser.add_argument(
+        '--batch', type=int_at_least(1), default=1, help='batch size')
     parser.add_argument(
         '--passes',
         nargs='+',

@@ -38,7 +38,8 @@ import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.deploy import (export_onnx, flatten_tensors, fuse_model,
                                    max_abs_difference, run_onnx)
-from sharedbasis_mm.utils import DefaultsHelpFormatter, load_model_checkpoint
+from sharedbasis_mm.utils import (DefaultsHelpFormatter, float_at_least,
+                                  int_at_least, load_model_checkpoint)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -54,22 +55,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--input-shape',
         nargs=4,
-        type=int,
+        type=int_at_least(1),
         default=[2, 3, 224, 224],
         metavar=('N', 'C', 'H', 'W'),
         help='the random batch of the checks (default: 2 3 224 224)')
     parser.add_argument(
         '--atol',
-        type=float,
+        type=float_at_least(0),
         default=1e-4,
         help='fused and original outputs must agree within atol + rtol * '
         'max|output| (default: 1e-4)')
     parser.add_argument(
-        '--rtol', type=float, default=1e-4, help='see --atol (default: 1e-4)')
+        '--rtol',
+        type=float_at_least(0),
+        default=1e-4, help='see --atol (default: 1e-4)')
     parser.add_argument(
         '--onnx', action='store_true', help='also export the fused backbone')
     parser.add_argument(
-        '--seed', type=int, default=0, help='seed of the random batch')
+        '--seed',
+        type=int_at_least(0),
+        default=0,
+        help='seed of the random batch')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -19,7 +19,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from sharedbasis_mm.datasets import make_synthetic_coco
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
 
 
 def parse_args() -> argparse.Namespace:
@@ -27,13 +27,16 @@ def parse_args() -> argparse.Namespace:
         formatter_class=DefaultsHelpFormatter,
         description=__doc__.split('\n')[0])
     parser.add_argument('out_dir', help='folder of the data set')
-    parser.add_argument('--train', type=int, default=400,
+    parser.add_argument('--train', type=int_at_least(0), default=400,
                         help='training images')
-    parser.add_argument('--val', type=int, default=100,
+    parser.add_argument('--val', type=int_at_least(0), default=100,
                         help='validation images')
     parser.add_argument(
-        '--seed', type=int, default=0, help='seed of the generator')
-    parser.add_argument('--image-size', type=int, nargs=2,
+        '--seed',
+        type=int_at_least(0),
+        default=0,
+        help='seed of the generator')
+    parser.add_argument('--image-size', type=int_at_least(1), nargs=2,
                         default=(128, 128), metavar=('HEIGHT', 'WIDTH'),
                         help='image size')
     parser.add_argument('--occlusion', type=float, nargs=2,
@@ -42,7 +45,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--objects', type=int, nargs=2, default=(1, 6),
                         metavar=('MIN', 'MAX'),
                         help='shapes drawn per image')
-    parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
+    parser.add_argument('--workers', type=int_at_least(0),
+                        default=os.cpu_count() or 1,
                         help='processes drawing the images (default: one '
                         'per CPU); the images do not depend on it')
     return parser.parse_args()
@@ -58,15 +62,18 @@ def main() -> None:
     for split, count in (('train', args.train), ('val', args.val)):
         if count == 0:
             continue
-        coco = make_synthetic_coco(
-            args.out_dir,
-            split,
-            count,
-            seed=args.seed,
-            num_workers=args.workers,
-            image_size=tuple(args.image_size),
-            occlusion_range=(low, high),
-            num_objects=tuple(args.objects))
+        try:
+            coco = make_synthetic_coco(
+                args.out_dir,
+                split,
+                count,
+                seed=args.seed,
+                num_workers=args.workers,
+                image_size=tuple(args.image_size),
+                occlusion_range=(low, high),
+                num_objects=tuple(args.objects))
+        except ValueError as error:  # --objects
+            raise SystemExit(f'make_synthetic_coco: {error}')
         path = osp.join(args.out_dir, 'annotations',
                         f'instances_{split}.json')
         with open(path, 'w') as f:

@@ -17,6 +17,8 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.benchmark import Measurement, Timer
 from torch.utils.benchmark.utils.timer import timer as wall_clock
 
+from sharedbasis_mm.utils.tool_args import float_at_least, int_at_least
+
 CLOCKS = {'wall': wall_clock, 'cpu': time.thread_time}
 
 
@@ -105,7 +107,7 @@ def add_timing_arguments(parser: argparse.ArgumentParser,
         help='cpu or cuda (default: cuda when available)')
     parser.add_argument(
         '--threads',
-        type=int,
+        type=int_at_least(1),
         default=torch.get_num_threads(),
         help='CPU threads torch uses (default: torch\'s default)')
     parser.add_argument(
@@ -115,10 +117,12 @@ def add_timing_arguments(parser: argparse.ArgumentParser,
         help='wall: elapsed time; cpu: CPU time of the one '
         'computing thread (CPU, --threads 1), robust on a shared machine')
     parser.add_argument(
-        '--repeats', type=int, default=5, help=f'timed blocks per {unit}')
+        '--repeats',
+        type=int_at_least(1),
+        default=5, help=f'timed blocks per {unit}')
     parser.add_argument(
         '--block-time',
-        type=float,
+        type=float_at_least(0, inclusive=False),
         default=block_time,
         help='seconds per timed block (at least one call)')
 

@@ -279,6 +279,10 @@ def make_synthetic_coco(out_dir: str,
     if num_workers < 0:
         raise ValueError(f'num_workers must be >= 0 (0: draw in this '
                          f'process), got num_workers={num_workers}')
+    least, most = image_kwargs.get('num_objects', (1, 1))
+    if not 1 <= least <= most:
+        raise ValueError('num_objects must be (least, most) with 1 <= least '
+                         f'<= most, got num_objects=({least}, {most})')
     os.makedirs(osp.join(out_dir, split), exist_ok=True)
     categories = [
         dict(id=i + 1, name=name, supercategory='shape')

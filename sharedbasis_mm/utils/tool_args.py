@@ -1,5 +1,7 @@
 """Command-line conventions shared by the tools of ``tools/``."""
 import argparse
+import math
+from typing import Callable
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -21,3 +23,45 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if isinstance(default, (list, tuple)):
             default = ' '.join(str(value) for value in default)
         return f'{help_text} (default: {default})'.strip()
+
+
+def int_at_least(least: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``least``.
+
+    A bad value stops the tool with argparse's usage and e.g. ``argument
+    --iters: expected an integer >= 1, got '0'``.
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise argparse.ArgumentTypeError(
+                f'expected an integer >= {least}, got {text!r}')
+        return value
+
+    parse.__name__ = f'integer >= {least}'
+    return parse
+
+
+def float_at_least(least: float,
+                   inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number >= ``least`` (> ``least``
+    unless ``inclusive``), named as :func:`int_at_least` names a bad one."""
+    expected = f'a finite number {">=" if inclusive else ">"} {least:g}'
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < least or (
+                not inclusive and value == least):
+            raise argparse.ArgumentTypeError(
+                f'expected {expected}, got {text!r}')
+        return value
+
+    parse.__name__ = expected
+    return parse
