@@ -166,8 +166,8 @@ def test_demo_reports_the_pair_side_by_side(tmp_path):
     (['--backbones', 'r18', 'r50'], '--backbones: unknown r50; expected '
      'names among r18-s8u1, r18, tiedr50'),
     (['--backbones', 'r18', 'r18'], '--backbones: each name once'),
-    (['--epochs', '0'], '--epochs must be >= 1, got 0'),
-    (['--seed', '-1'], '--seed must be >= 0, got -1'),
+    (['--epochs', '0'], "--epochs: expected an integer >= 1, got '0'"),
+    (['--seed', '-1'], "--seed: expected an integer >= 0, got '-1'"),
 ])
 def test_demo_rejects_bad_arguments_before_any_work(args, message, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -38,7 +38,7 @@ from mmengine.runner import Runner
 from sharedbasis_mm.analysis import count_flops, count_parameters
 from sharedbasis_mm.datasets import make_synthetic_coco
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs', 'demo')
@@ -82,7 +82,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         f' (default: {" ".join(DEFAULT_BACKBONES)})')
     parser.add_argument(
         '--seed',
-        type=int,
+        type=int_at_least(0),
         default=None,
         help='seed of the training runs (initial weights, data order, '
         'augmentation); default: the configs\' (0)')
@@ -91,17 +91,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=None,
         help='default: work_dirs/demo, work_dirs/demo-seed<N> with --seed N')
     parser.add_argument(
-        '--train', type=int, default=1200, help='training images')
+        '--train', type=int_at_least(1), default=1200,
+        help='training images')
     parser.add_argument(
-        '--val', type=int, default=200, help='validation images')
+        '--val', type=int_at_least(1), default=200,
+        help='validation images')
     parser.add_argument(
         '--data-seed',
-        type=int,
+        type=int_at_least(0),
         default=0,
         help='seed of the synthetic data set (default: 0)')
     parser.add_argument(
         '--epochs',
-        type=int,
+        type=int_at_least(1),
         default=None,
         help='training epochs (default: the configs\')')
     args = parser.parse_args(argv)
@@ -112,15 +114,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if len(set(args.backbones)) != len(args.backbones):
         parser.error(f'--backbones: each name once, got '
                      f'{" ".join(args.backbones)}')
-    for arg in ('train', 'val', 'epochs'):
-        value = getattr(args, arg)
-        if value is not None and value < 1:
-            parser.error(f'--{arg} must be >= 1, got {value}')
-    for arg in ('seed', 'data_seed'):
-        value = getattr(args, arg)
-        if value is not None and value < 0:
-            parser.error(f'--{arg.replace("_", "-")} must be >= 0, got '
-                         f'{value}')
     if args.work_dir is None:
         args.work_dir = osp.join(
             'work_dirs', 'demo' if not args.seed else f'demo-seed{args.seed}')
