@@ -119,18 +119,20 @@ def test_densenet_forward_backward_and_frozen_stages():
     assert not stages[0].block[1].conv2.coefficients.weight.requires_grad
 
 
+# a narrow SharedBasisResNeXt-50: 4 groups of width 4, 16 channels first
+SMALL_RESNEXT = dict(
+    depth=50,
+    groups=4,
+    base_width=4,
+    base_channels=16,
+    shared_rank=8,
+    unique_rank=4,
+    shared_groups=4,
+    unique_groups=1)
+
+
 def small_resnext(**kwargs):
-    settings = dict(
-        depth=50,
-        groups=4,
-        base_width=4,
-        base_channels=16,
-        shared_rank=8,
-        unique_rank=4,
-        shared_groups=4,
-        unique_groups=1)
-    settings.update(kwargs)
-    return SharedBasisResNeXt(**settings)
+    return SharedBasisResNeXt(**dict(SMALL_RESNEXT, **kwargs))
 
 
 def test_resnext_bases_and_their_scaling():
@@ -162,15 +164,9 @@ def test_resnext_in_mmdet_forward_backward():
     backbone = MODELS.build(
         dict(
             type='SharedBasisResNeXt',
-            depth=50,
-            groups=4,
-            base_width=4,
-            base_channels=16,
-            shared_rank=8,
-            unique_rank=4,
-            shared_groups=4,
             frozen_stages=1,
-            norm_eval=True))
+            norm_eval=True,
+            **SMALL_RESNEXT))
     backbone.train()
     outs = backbone(torch.randn(2, 3, 64, 64))
     assert [o.shape[1:] for o in outs] == [(64, 16, 16), (128, 8, 8),
