@@ -1,3 +1,0 @@
-from .synthetic import CLASSES, make_synthetic_coco, synthetic_image
-
-__all__ = ['CLASSES', 'synthetic_image', 'make_synthetic_coco']
