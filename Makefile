@@ -28,10 +28,10 @@ demo: $(STAMP)
 	$(PYTHON) tools/demo.py $(DEMO_ARGS)
 
 model-table: $(STAMP)
-	$(PYTHON) tools/model_table.py
+	$(PYTHON) tools/analysis_tools/model_table.py
 
 model-index: $(STAMP)
-	$(PYTHON) tools/model_index.py
+	$(PYTHON) tools/misc/model_index.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache sharedbasis_mm/.mim

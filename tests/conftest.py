@@ -1,5 +1,8 @@
 """Session settings of the tests.
 
+``tools/`` goes on ``sys.path`` (after the installed packages): the tests
+import ``tool_utils`` and ``dataset_converters`` as the tools do.
+
 ``make test`` runs the suite in pytest-xdist workers (``-n auto``, one per
 core). Each worker then gets its share of the cores for torch and for the
 processes it starts (``OMP_NUM_THREADS``), so that N workers do not run
@@ -9,11 +12,15 @@ N times as many threads as there are cores.
 re-reading mim's metafiles for each.
 """
 import os
+import sys
 
 import pytest
 import torch
 
-from sharedbasis_mm.utils import package_metafiles_read_once
+from tool_loading import TOOLS
+
+sys.path.append(TOOLS)
+from tool_utils.config_parsing import package_metafiles_read_once  # noqa: E402
 
 
 def pytest_configure(config) -> None:

@@ -14,11 +14,12 @@ from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
                                       SharedBasisResNet,
                                       SharedBasisResNetCifar)
-from sharedbasis_mm.deploy import (export_onnx, flatten_tensors, fuse_model,
-                                   max_abs_difference, run_onnx)
+from sharedbasis_mm.deploy import fuse_model
 from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
                                    find_shared_bases)
 from tool_loading import load_tool
+from tool_utils.deployment import (export_onnx, flatten_tensors,
+                                   max_abs_difference, run_onnx)
 
 # Every shared-basis backbone, tiny: (class, arguments).
 BACKBONES = {

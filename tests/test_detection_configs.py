@@ -23,8 +23,8 @@ from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS, DefaultScope
 from mmengine.runner import Runner, save_checkpoint
 
 import sharedbasis_mm  # noqa: F401
+from dataset_converters.synthetic_coco import CLASSES, make_synthetic_coco
 from sharedbasis_mm.analysis import complexity_row, count_parameters
-from sharedbasis_mm.datasets import CLASSES, make_synthetic_coco
 from sharedbasis_mm.evaluation import OcclusionRatioMetric
 from sharedbasis_mm.layers.orthogonality import (find_basis_users,
                                                  find_shared_bases)
@@ -33,7 +33,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
 DETECTION = osp.join(CONFIGS, 'detection')
 MMDET_TOOLS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
-CONVERT_TOOL = osp.join(ROOT, 'tools', 'convert_cls_checkpoint.py')
+CONVERT_TOOL = osp.join(ROOT, 'tools', 'model_converters',
+                        'convert_cls_checkpoint.py')
 IMAGE_SIZE = (64, 64)
 
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
+from dataset_converters.synthetic_coco import CLASSES, make_synthetic_coco
 from process_group import run_process_group
-from sharedbasis_mm.datasets import CLASSES, make_synthetic_coco
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)

@@ -63,7 +63,7 @@ def test_entry_matches_its_config(metafile, model, indexed):
     assert model['Name'] == osp.splitext(osp.basename(config))[0]
     cfg = indexed[model['Config']]
     # builds (on the meta device), and has the listed parameters (FLOPs:
-    # tools/model_index.py --check, which takes minutes)
+    # tools/misc/model_index.py --check, which takes minutes)
     measured = model_index.model_metadata(cfg, with_flops=False)
     listed = dict(model['Metadata'])
     listed.pop('FLOPs', None)

@@ -1,5 +1,5 @@
 """OcclusionRatioMetric against mmdet's CocoMetric and pycocotools' COCOeval
-on the subsets written by tools/occlusion_subsets.py."""
+on the subsets written by tools/analysis_tools/occlusion_subsets.py."""
 import copy
 import csv
 import json

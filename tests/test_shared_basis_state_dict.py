@@ -271,7 +271,8 @@ def test_plain_resnet_checkpoint_says_how_to_get_a_compatible_one(
     hint = (r'the checkpoint holds plain convolution weights '
             r'\(layer1.1.conv1.weight, ...\) where the layers share filter '
             r'bases, and not the bases \(layer1.shared_basis\): it is a plain '
-            r'ResNet checkpoint .*tools/convert_cls_checkpoint.py.*'
+            r'ResNet checkpoint '
+            r'.*tools/model_converters/convert_cls_checkpoint.py.*'
             r'tools/model_converters/net_rl2_to_mmpretrain.py')
     with pytest.raises(RuntimeError, match=hint):
         model.load_state_dict(plain)

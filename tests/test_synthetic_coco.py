@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from sharedbasis_mm.datasets import CLASSES, make_synthetic_coco
-from sharedbasis_mm.datasets.synthetic import synthetic_image
+from dataset_converters.synthetic_coco import (CLASSES, make_synthetic_coco,
+                                               synthetic_image)
 from sharedbasis_mm.evaluation import compute_occlusion
 
 
@@ -16,7 +16,8 @@ from sharedbasis_mm.evaluation import compute_occlusion
 def synthetic_set(tmp_path_factory):
     out = tmp_path_factory.mktemp('synthetic')
     result = subprocess.run(
-        [sys.executable, 'tools/make_synthetic_coco.py', str(out),
+        [sys.executable, 'tools/dataset_converters/make_synthetic_coco.py',
+         str(out),
          '--train', '24', '--val', '6', '--image-size', '96', '96',
          '--occlusion', '0.1', '0.5', '--seed', '3'],
         capture_output=True, text=True, timeout=300)
@@ -89,7 +90,8 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match='num_workers must be >= 0'):
         make_synthetic_coco(str(tmp_path), 'train', 1, num_workers=-1)
     result = subprocess.run(
-        [sys.executable, 'tools/make_synthetic_coco.py', str(tmp_path),
+        [sys.executable, 'tools/dataset_converters/make_synthetic_coco.py',
+         str(tmp_path),
          '--occlusion', '0.7', '0.2'],
         capture_output=True, text=True, timeout=120)
     assert result.returncode != 0

@@ -1,6 +1,6 @@
 """The command line of every tool of tools/: ``--help`` comes first (each
-tool imports ``_quiet_imports`` first) and lists every option with its
-default."""
+tool imports ``tool_utils`` first) and lists every option with its default,
+after a description that is a whole sentence."""
 import argparse
 import ast
 import glob
@@ -11,14 +11,23 @@ import sys
 
 import pytest
 
-from sharedbasis_mm.utils import DefaultsHelpFormatter
 from tool_loading import TOOLS, load_tool
+from tool_utils import DefaultsHelpFormatter
 
 ROOT = osp.dirname(TOOLS)
+
+
+def is_tool(path: str) -> bool:
+    """A script (``tool_utils`` and the modules beside the tools are not)."""
+    with open(path) as f:
+        return "if __name__ == '__main__':" in f.read()
+
+
+# e.g. 'demo', 'analysis_tools/model_table'
 TOOL_NAMES = sorted(
-    osp.splitext(osp.basename(path))[0]
-    for path in glob.glob(osp.join(TOOLS, '*.py'))
-    if not osp.basename(path).startswith('_'))
+    osp.splitext(osp.relpath(path, TOOLS))[0]
+    for path in glob.glob(osp.join(TOOLS, '*.py')) +
+    glob.glob(osp.join(TOOLS, '*', '*.py')) if is_tool(path))
 # the tools that run mmdet's or mmpretrain's own tool, and have its options
 OPENMMLAB_TOOLS = ('train', 'test')
 
@@ -35,18 +44,39 @@ def run_tool(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
 
 
 def first_import(path: str) -> str:
-    """The module of the first import statement of a tool."""
+    """The module of a tool's first import but those of ``os.path`` and
+    ``sys``, with which a tool in a subfolder puts ``tools/`` on
+    ``sys.path``."""
     with open(path) as f:
         tree = ast.parse(f.read())
-    node = next(node for node in tree.body
-                if isinstance(node, (ast.Import, ast.ImportFrom)))
-    return node.module if isinstance(node,
-                                     ast.ImportFrom) else node.names[0].name
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module]
+        else:
+            continue
+        if not set(modules) <= {'os.path', 'sys'}:
+            return modules[0]
+    raise AssertionError(f'{path} imports nothing')
+
+
+def test_tool_names_cover_the_folders():
+    # the layout of tools/, as mmdet groups its tools
+    assert {
+        'train', 'test', 'demo', 'demo_seeds', 'benchmark_tbc',
+        'benchmark_backbones', 'benchmark_hook', 'benchmark_occlusion',
+        'analysis_tools/analyze_coefficients', 'analysis_tools/model_table',
+        'analysis_tools/occlusion_subsets', 'analysis_tools/plot_occlusion',
+        'model_converters/net_rl2_to_mmpretrain',
+        'model_converters/convert_cls_checkpoint', 'deployment/fuse_model',
+        'dataset_converters/make_synthetic_coco', 'misc/model_index'
+    } <= set(TOOL_NAMES)
 
 
 @pytest.mark.parametrize('name', TOOL_NAMES)
-def test_every_tool_imports_quiet_imports_first(name):
-    assert first_import(osp.join(TOOLS, f'{name}.py')) == '_quiet_imports'
+def test_every_tool_imports_tool_utils_first(name):
+    assert first_import(osp.join(TOOLS, f'{name}.py')) == 'tool_utils'
 
 
 def assert_first_line_is_the_tools(output: str) -> None:
@@ -57,7 +87,7 @@ def assert_first_line_is_the_tools(output: str) -> None:
 
 # the others import the same way (test above); these import mmdet,
 # mmpretrain and matplotlib
-@pytest.mark.parametrize('name', ['demo', 'plot_occlusion'])
+@pytest.mark.parametrize('name', ['demo', 'analysis_tools/plot_occlusion'])
 def test_first_line_of_a_tools_output_is_its_own(name):
     result = run_tool(osp.join('tools', f'{name}.py'), '--help')
     assert result.returncode == 0, result.stdout
@@ -98,6 +128,7 @@ def test_help_shows_every_options_default(name, monkeypatch):
         (getattr(tool, 'parse_args', None) or tool.main)()
     parser = seen.value.parser
     assert parser.formatter_class is DefaultsHelpFormatter
+    assert parser.description.endswith('.'), (name, parser.description)
     # the help wraps long lines (and paths at their hyphens)
     help_text = ''.join(parser.format_help().split())
     for action in parser._actions:
@@ -113,8 +144,29 @@ def test_help_shows_every_options_default(name, monkeypatch):
             '(default:' in action.help), (name, action.option_strings)
 
 
+def test_a_tool_of_a_subfolder_runs_from_any_folder_quietly(tmp_path):
+    """The converter of the authors' checkpoints, run from elsewhere: no
+    message of torch or setuptools, and its whole first sentence."""
+    result = subprocess.run(
+        [sys.executable,
+         osp.join(TOOLS, 'model_converters', 'net_rl2_to_mmpretrain.py'),
+         '--help'],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        capture_output=True,
+        text=True,
+        timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ''
+    assert result.stdout.startswith('usage: net_rl2_to_mmpretrain.py')
+    description = ' '.join(result.stdout.split('\n\n')[1].split())
+    assert description == ("Convert a checkpoint of the authors' code into "
+                           'an mmpretrain checkpoint.')
+
+
 def test_model_table_says_why_a_folder_lists_nothing(tmp_path):
-    result = run_tool(osp.join('tools', 'model_table.py'), 'configs/demo',
+    result = run_tool(
+        osp.join('tools', 'analysis_tools', 'model_table.py'), 'configs/demo',
                       '--out-dir', str(tmp_path))
     assert result.returncode == 1
     assert result.stdout.startswith(

@@ -23,7 +23,7 @@ Writes ``DIR/backbones.csv`` (one row per backbone), ``DIR/ratios.csv``
 (one row per backbone and baseline) and ``DIR/backbones.json`` (both, with
 the machine).
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import tool_utils  # noqa: F401,I001 (first: see tools/tool_utils)
 import argparse
 import csv
 import json
@@ -38,12 +38,13 @@ from mmpretrain.registry import MODELS
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import count_flops, count_parameters
-from sharedbasis_mm.analysis.benchmark import (add_timing_arguments,
-                                               benchmark, check_clock,
+from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
                                                describe_machine, peak_memory,
                                                summarize)
 from sharedbasis_mm.deploy import fuse_model
-from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
+
+from tool_utils import DefaultsHelpFormatter, int_at_least
+from tool_utils.benchmark_options import add_timing_arguments
 
 
 class Backbone(NamedTuple):

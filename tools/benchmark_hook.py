@@ -20,7 +20,7 @@ Example:
     python tools/benchmark_hook.py --backbone-share conv1_conv2
     python tools/benchmark_hook.py --config my_detector.py --iters 10
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import tool_utils  # noqa: F401,I001 (first: see tools/tool_utils)
 import argparse
 import json
 import statistics
@@ -39,7 +39,8 @@ from mmengine.runner import Runner
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.hooks import OrthogonalityLossHook
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
-from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
+
+from tool_utils import DefaultsHelpFormatter, int_at_least
 
 DEFAULT_CONFIG = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 

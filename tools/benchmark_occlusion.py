@@ -17,7 +17,7 @@ Example:
     python tools/benchmark_occlusion.py \
         --out work_dirs/benchmark_occlusion.json
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import tool_utils  # noqa: F401,I001 (first: see tools/tool_utils)
 import argparse
 import os
 import os.path as osp
@@ -32,7 +32,8 @@ from mmdet.evaluation import CocoMetric
 from mmengine.fileio import dump
 
 from sharedbasis_mm.evaluation import OcclusionRatioMetric, compute_occlusion
-from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
+
+from tool_utils import DefaultsHelpFormatter, int_at_least
 
 
 def random_polygon(rng: np.random.Generator, height: int, width: int,

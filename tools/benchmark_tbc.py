@@ -23,7 +23,7 @@ times CPU time instead of elapsed time).
 Writes ``DIR/tbc_timings.csv``, ``DIR/tbc_timings.json`` (with the machine)
 and the Figure-3-style plot ``DIR/tbc_time_vs_blocks.png``.
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import tool_utils  # noqa: F401,I001 (first: see tools/tool_utils)
 import argparse
 import csv
 import json
@@ -36,11 +36,12 @@ import torch
 import torch.nn as nn
 
 import sharedbasis_mm  # noqa: F401
-from sharedbasis_mm.analysis.benchmark import (add_timing_arguments,
-                                               benchmark, check_clock,
+from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
                                                describe_machine, summarize)
 from sharedbasis_mm.layers import TiedBlockConv2d
-from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
+
+from tool_utils import DefaultsHelpFormatter, int_at_least
+from tool_utils.benchmark_options import add_timing_arguments
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

@@ -5,8 +5,8 @@ Usage:
                          [--work-dir DIR] [--train N] [--val N] [--epochs N]
 
 1. generates the synthetic occlusion data set once for all runs
-   (``tools/make_synthetic_coco.py``; kept between runs, deterministic from
-   ``--data-seed``);
+   (``tools/dataset_converters/make_synthetic_coco.py``; kept between runs,
+   deterministic from ``--data-seed``);
 2. trains each detector of ``--backbones`` (configs in ``configs/demo/``;
    the same Faster R-CNN, data, schedule and seed, only the backbone
    differs) on the CPU, one after the other, in ``WORK_DIR/<backbone>``;
@@ -18,7 +18,7 @@ Usage:
    Block Convolution paper's Figure 7) and the plot's data, and prints where
    they are.
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import tool_utils  # noqa: F401,I001 (first: see tools/tool_utils)
 import argparse
 import importlib.util
 import json
@@ -36,11 +36,11 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from sharedbasis_mm.analysis import count_flops, count_parameters
-from sharedbasis_mm.datasets import make_synthetic_coco
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
-from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from dataset_converters.synthetic_coco import make_synthetic_coco
+from tool_utils import ROOT, DefaultsHelpFormatter, int_at_least
+
 CONFIG_DIR = osp.join(ROOT, 'configs', 'demo')
 # --backbones: name -> (config in configs/demo/, label in the report)
 BACKBONES = OrderedDict([
@@ -229,9 +229,11 @@ def run(name: str, index: int, args: argparse.Namespace,
 
 
 def load_plot_tool() -> ModuleType:
-    """``tools/plot_occlusion.py``, which draws Figure 7, as a module."""
+    """``tools/analysis_tools/plot_occlusion.py``, which draws Figure 7, as a
+    module."""
     spec = importlib.util.spec_from_file_location(
-        'plot_occlusion', osp.join(ROOT, 'tools', 'plot_occlusion.py'))
+        'plot_occlusion',
+        osp.join(ROOT, 'tools', 'analysis_tools', 'plot_occlusion.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -12,16 +12,17 @@ Example (the README's seed spread):
     python tools/demo_seeds.py work_dirs/demo work_dirs/demo-seed1 \
         work_dirs/demo-seed2
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import tool_utils  # noqa: F401,I001 (first: see tools/tool_utils)
 import argparse
 import os
 import os.path as osp
 import statistics
 from typing import Dict, List, Optional, Sequence
 
-from sharedbasis_mm.utils import DefaultsHelpFormatter
 from sharedbasis_mm.utils.validation import (check_writable_dir,
                                              load_json_file)
+
+from tool_utils import DefaultsHelpFormatter
 
 METRIC = 'coco/bbox_mAP'
 # what runs of the demo with other seeds share

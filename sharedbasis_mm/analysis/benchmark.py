@@ -4,7 +4,6 @@ Every call is timed with :class:`torch.utils.benchmark.Timer`, which fixes
 the number of threads while it measures and synchronises the accelerator
 around each timed block, so the same code measures on the CPU and on a GPU.
 """
-import argparse
 import math
 import os
 import platform
@@ -16,8 +15,6 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.benchmark import Measurement, Timer
 from torch.utils.benchmark.utils.timer import timer as wall_clock
-
-from sharedbasis_mm.utils.tool_args import float_at_least, int_at_least
 
 CLOCKS = {'wall': wall_clock, 'cpu': time.thread_time}
 
@@ -85,46 +82,6 @@ def benchmark(tasks: Dict[str, Callable[[], Any]],
         name: Measurement.merge(measurements)[0]
         for name, measurements in blocks.items()
     }
-
-
-def add_timing_arguments(parser: argparse.ArgumentParser,
-                         block_time: float,
-                         unit: str = 'case') -> None:
-    """Add the options of :func:`benchmark` to a tool's parser.
-
-    They are ``--device``, ``--threads``, ``--clock``, ``--repeats`` and
-    ``--block-time``, the same in every benchmark tool.
-
-    Args:
-        parser (argparse.ArgumentParser): The tool's parser.
-        block_time (float): The default of ``--block-time``, in seconds.
-        unit (str): What is timed, for the help of ``--repeats``.
-            Defaults to ``'case'``.
-    """
-    parser.add_argument(
-        '--device',
-        default='cuda' if torch.cuda.is_available() else 'cpu',
-        help='cpu or cuda (default: cuda when available)')
-    parser.add_argument(
-        '--threads',
-        type=int_at_least(1),
-        default=torch.get_num_threads(),
-        help='CPU threads torch uses (default: torch\'s default)')
-    parser.add_argument(
-        '--clock',
-        choices=sorted(CLOCKS),
-        default='wall',
-        help='wall: elapsed time; cpu: CPU time of the one '
-        'computing thread (CPU, --threads 1), robust on a shared machine')
-    parser.add_argument(
-        '--repeats',
-        type=int_at_least(1),
-        default=5, help=f'timed blocks per {unit}')
-    parser.add_argument(
-        '--block-time',
-        type=float_at_least(0, inclusive=False),
-        default=block_time,
-        help='seconds per timed block (at least one call)')
 
 
 def check_clock(clock: str,

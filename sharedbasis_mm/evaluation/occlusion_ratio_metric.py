@@ -56,9 +56,9 @@ class OcclusionRatioMetric(CocoMetric):
 
     A bin's AP, AP50 and AP75 are ``COCOeval.stats[0:3]`` of pycocotools'
     COCOeval on the COCO file that :func:`subset_dataset` (and
-    ``tools/occlusion_subsets.py``) writes for the bin, with CocoMetric's
-    evaluation parameters (categories, IoU thresholds and detections per
-    image, ``proposal_nums``: AP at 100, AP50 and AP75 at
+    ``tools/analysis_tools/occlusion_subsets.py``) writes for the bin, with
+    CocoMetric's evaluation parameters (categories, IoU thresholds and
+    detections per image, ``proposal_nums``: AP at 100, AP50 and AP75 at
     ``proposal_nums[2]``, 1000 by default), so a bin holding every image
     has the overall AP, AP50 and AP75 of CocoMetric; -1 where no category of
     the bin has ground truth, as in COCOeval. Only the area range 'all' is
@@ -83,7 +83,7 @@ class OcclusionRatioMetric(CocoMetric):
         **kwargs: Arguments of :class:`mmdet.evaluation.CocoMetric`. When
             ``outfile_prefix`` is given, the metrics are also written to
             ``{outfile_prefix}.occlusion.json`` (input of
-            ``tools/plot_occlusion.py``).
+            ``tools/analysis_tools/plot_occlusion.py``).
     """
 
     def __init__(self,

@@ -604,7 +604,8 @@ class SharedBasisSequential(nn.Sequential):
                 f'checkpoint (or a fused one, which loads into deploy=True). '
                 f'A shared-basis backbone loads checkpoints of its own '
                 f'layout: train one, convert a shared-basis '
-                f'classifier checkpoint with tools/convert_cls_checkpoint.py, '
+                f'classifier checkpoint with '
+                f'tools/model_converters/convert_cls_checkpoint.py, '
                 f'or the authors\' pretrained weights with '
                 f'tools/model_converters/net_rl2_to_mmpretrain.py')
 

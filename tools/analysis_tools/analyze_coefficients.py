@@ -9,13 +9,17 @@ and ``coefficient_similarity.json`` with the mean off-diagonal similarity
 of each.
 
 Example:
-    python tools/analyze_coefficients.py CONFIG CHECKPOINT --out-dir DIR
+    python tools/analysis_tools/analyze_coefficients.py CONFIG CHECKPOINT \\
+        --out-dir DIR
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 import argparse
 import json
 import os
-import os.path as osp
 from typing import Dict, List, Optional
 
 from mmengine.config import Config, DictAction
@@ -24,7 +28,9 @@ from sharedbasis_mm.analysis import (build_model_from_config,
                                      coefficient_similarity, mean_off_diagonal,
                                      plot_coefficient_similarity,
                                      shared_basis_coefficients)
-from sharedbasis_mm.utils import DefaultsHelpFormatter, load_model_checkpoint
+from sharedbasis_mm.utils import load_model_checkpoint
+
+from tool_utils import DefaultsHelpFormatter
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

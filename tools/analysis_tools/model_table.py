@@ -1,20 +1,23 @@
 """Parameters and FLOPs of every model config next to the papers' figures.
 
 Usage:
-    python tools/model_table.py [CONFIG_OR_DIR ...] [--out-dir DIR]
+    python tools/analysis_tools/model_table.py [CONFIG_OR_DIR ...] \\
+        [--out-dir DIR]
 
 Every config with a ``paper_reference`` (default: all of ``configs/``) is
 built; its parameters and FLOPs (mmengine's analysis, multiply-adds, at the
 paper's input size) are printed next to the paper's and written to
 ``DIR/model_table.csv`` and ``DIR/model_table.json``.
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 import argparse
 import csv
 import json
 import os
-import os.path as osp
-import sys
 import time
 from typing import List
 
@@ -22,10 +25,10 @@ from mmengine.logging import print_log
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import complexity_row
-from sharedbasis_mm.utils import (DefaultsHelpFormatter,
-                                  package_metafiles_read_once)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tool_utils import ROOT, DefaultsHelpFormatter
+from tool_utils.config_parsing import package_metafiles_read_once
+
 
 
 def parse_args() -> argparse.Namespace:

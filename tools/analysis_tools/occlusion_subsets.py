@@ -7,16 +7,19 @@ on, and ``OUT_DIR/summary.csv`` with the images and instances of every bin.
 See sharedbasis_mm/evaluation/occlusion.py for how the ratios are counted.
 
 Example:
-    python tools/occlusion_subsets.py \
+    python tools/analysis_tools/occlusion_subsets.py \
         data/coco/annotations/instances_val2017.json \
         work_dirs/occlusion_subsets
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 import argparse
 import csv
 import math
 import os
-import os.path as osp
 from typing import List, Optional
 
 from mmengine.fileio import dump
@@ -25,7 +28,8 @@ from sharedbasis_mm.evaluation import (DEFAULT_BIN_EDGES, check_bin_edges,
                                        compute_occlusion, count_outside_bins,
                                        load_coco_annotations, occlusion_bins,
                                        subset_dataset)
-from sharedbasis_mm.utils import DefaultsHelpFormatter
+
+from tool_utils import DefaultsHelpFormatter
 
 
 def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:

@@ -13,15 +13,19 @@ Points of a bin without images (NaN) are left out. The figure is written to
 ``OUT.png`` and ``OUT.svg``.
 
 Example:
-    python tools/plot_occlusion.py tied.occlusion.json resnet.occlusion.json \
+    python tools/analysis_tools/plot_occlusion.py \\
+        tied.occlusion.json resnet.occlusion.json \\
         --labels TiedResNet50 ResNet50 --out work_dirs/fig7
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 import argparse
 import json
 import math
 import os
-import os.path as osp
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -30,8 +34,9 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sharedbasis_mm.utils import DefaultsHelpFormatter  # noqa: E402
 from sharedbasis_mm.utils.validation import check_file  # noqa: E402
+
+from tool_utils import DefaultsHelpFormatter  # noqa: E402
 
 OCC_KEY = re.compile(r'(?:^|/)occ/(?P<iou_type>bbox|segm)_(?P<item>mAP|mAP_75)'
                      r'_(?P<low>[0-9.]+)-(?P<high>[0-9.]+)$')

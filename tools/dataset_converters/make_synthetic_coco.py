@@ -1,25 +1,29 @@
 """Generate the synthetic COCO-format occlusion data set.
 
 Usage:
-    python tools/make_synthetic_coco.py OUT_DIR [--train 400] [--val 100]
-        [--seed 0] [--image-size 128 128] [--occlusion 0.0 0.6] [--workers N]
+    python tools/dataset_converters/make_synthetic_coco.py OUT_DIR \\
+        [--train 400] [--val 100] [--seed 0] [--image-size 128 128] \\
+        [--occlusion 0.0 0.6] [--workers N]
 
 Writes ``OUT_DIR/{train,val}/*.png`` and
 ``OUT_DIR/annotations/instances_{train,val}.json`` (classes: circle,
 triangle, rectangle, star), deterministic from the seed, and prints a
 summary of each split's occlusion ratios.
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 import argparse
 import json
 import os
-import os.path as osp
 
 import numpy as np
 from mmengine.logging import print_log
 
-from sharedbasis_mm.datasets import make_synthetic_coco
-from sharedbasis_mm.utils import DefaultsHelpFormatter, int_at_least
+from dataset_converters.synthetic_coco import make_synthetic_coco
+from tool_utils import DefaultsHelpFormatter, int_at_least
 
 
 def parse_args() -> argparse.Namespace:

@@ -10,6 +10,10 @@ drawn in ``occlusion_range`` and layouts are drawn until the image's
 occlusion ratio (eq. 5 of Tied Block Convolution on the instances' boxes, computed by
 :func:`sharedbasis_mm.evaluation.occlusion.image_overlaps`) lies in the
 range. Every image is a pure function of ``(seed, split, index)``.
+
+A file generator for the tools and the tests (its command line:
+``make_synthetic_coco.py``), imported with ``tools/`` on ``sys.path`` as
+``dataset_converters.synthetic_coco``.
 """
 import os
 import os.path as osp
@@ -20,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from ..evaluation.occlusion import image_overlaps
+from sharedbasis_mm.evaluation.occlusion import image_overlaps
 
 CLASSES = ('circle', 'triangle', 'rectangle', 'star')
 SPLITS = ('train', 'val', 'test')

@@ -1,7 +1,7 @@
 """Fuse a trained shared-basis model into plain convolutions for deployment.
 
 Usage:
-    python tools/fuse_model.py CONFIG CHECKPOINT [--out-dir DIR]
+    python tools/deployment/fuse_model.py CONFIG CHECKPOINT [--out-dir DIR]
         [--input-shape N C H W] [--onnx]
 
 Builds the model of CONFIG, loads CHECKPOINT and fuses its backbone with
@@ -21,12 +21,15 @@ The deploy config is rebuilt and its checkpoint loaded to check that they
 reproduce the fused model. Only the backbone is fused (the part that
 ``deploy=True`` rebuilds); the neck and the head are kept as they are.
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 import argparse
 import copy
 import inspect
 import os
-import os.path as osp
 from typing import List, Optional
 
 import torch
@@ -36,10 +39,12 @@ from mmengine.runner import save_checkpoint
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config
-from sharedbasis_mm.deploy import (export_onnx, flatten_tensors, fuse_model,
+from sharedbasis_mm.deploy import fuse_model
+from sharedbasis_mm.utils import load_model_checkpoint
+
+from tool_utils import DefaultsHelpFormatter, float_at_least, int_at_least
+from tool_utils.deployment import (export_onnx, flatten_tensors,
                                    max_abs_difference, run_onnx)
-from sharedbasis_mm.utils import (DefaultsHelpFormatter, float_at_least,
-                                  int_at_least, load_model_checkpoint)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

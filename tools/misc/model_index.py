@@ -12,13 +12,15 @@ convert it). ``--check`` writes nothing and fails when a file is not what
 this tool would write. ``--flops-for`` counts the FLOPs of the configs named
 and keeps the others' (counting every model's takes long).
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 
 import argparse
 import fnmatch
 import os
-import os.path as osp
-import sys
 from typing import Callable, Dict, List, Optional
 
 import torch
@@ -28,10 +30,10 @@ from mmengine.logging import print_log
 
 from sharedbasis_mm.analysis import (build_model_from_config,
                                      count_flops, count_parameters)
-from sharedbasis_mm.utils import (DefaultsHelpFormatter,
-                                  package_metafiles_read_once)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from tool_utils import ROOT, DefaultsHelpFormatter
+from tool_utils.config_parsing import package_metafiles_read_once
+
 MODEL_INDEX = 'model-index.yml'
 METAFILE = 'metafile.yml'
 # The papers, by the name that starts the ``source`` of a paper_reference.
@@ -296,7 +298,7 @@ def main() -> None:
                 f.write(text)
     if args.check and stale:
         sys.exit('model_index: not up to date (run python '
-                 f'tools/model_index.py): {", ".join(stale)}')
+                 f'tools/misc/model_index.py): {", ".join(stale)}')
     print_log(
         f'{"checked" if args.check else "written"}: '
         f'{len(files) - 1} metafiles, '

@@ -1,7 +1,8 @@
 """Convert an mmpretrain classifier checkpoint into a backbone checkpoint.
 
 Usage:
-    python tools/convert_cls_checkpoint.py CLASSIFIER.pth BACKBONE.pth
+    python tools/model_converters/convert_cls_checkpoint.py \\
+        CLASSIFIER.pth BACKBONE.pth
 
 The output holds the classifier's ``backbone.*`` weights without the prefix,
 so that a detector config loads it with
@@ -9,16 +10,20 @@ so that a detector config loads it with
 Each shared filter basis stays one key, of the residual group owning it
 (e.g. ``layer1.shared_basis``).
 """
-import _quiet_imports  # noqa: F401,I001 (first: see the module)
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 import argparse
 import os
-import os.path as osp
 from typing import List, Optional
 
 import torch
 
-from sharedbasis_mm.utils import (DefaultsHelpFormatter, classifier_to_backbone,
-                                  load_checkpoint_file)
+from sharedbasis_mm.utils import classifier_to_backbone, load_checkpoint_file
+
+from tool_utils import DefaultsHelpFormatter
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,5 +1,7 @@
-"""Convert a checkpoint of the authors' code of Learning Deeply Shared Filter
-Bases (github.com/ssregibility/Net_RL2) into an mmpretrain checkpoint.
+"""Convert a checkpoint of the authors' code into an mmpretrain checkpoint.
+
+The authors' code of Learning Deeply Shared Filter Bases for Efficient
+ConvNets is github.com/ssregibility/Net_RL2.
 
 Usage:
     python tools/model_converters/net_rl2_to_mmpretrain.py SRC DST \\
@@ -12,14 +14,23 @@ into the classifier of CONFIG; with ``--backbone`` it holds the backbone
 weights only, which the detection configs load from
 ``work_dirs/backbones/<classification config name>.pth``.
 """
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
 import argparse
 
 from sharedbasis_mm.converters import (NetRL2ConversionError,
                                        convert_net_rl2_checkpoint)
 
+from tool_utils import DefaultsHelpFormatter
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
+        description=__doc__.split('\n')[0])
     parser.add_argument('src', help='checkpoint of the authors\' code')
     parser.add_argument('dst', help='mmpretrain checkpoint to write')
     parser.add_argument(

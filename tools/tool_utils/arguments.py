@@ -1,4 +1,6 @@
-"""Command-line conventions shared by the tools of ``tools/``."""
+"""argparse conventions shared by the tools of ``tools/``: a bad value
+stops a tool naming the option, the value and what was expected, and
+``--help`` shows the defaults."""
 import argparse
 import math
 from typing import Callable

@@ -1,5 +1,6 @@
-"""Import first in every tool: hide the known import-time messages of
-third-party packages, so that a tool's first line of output is its own.
+"""Imported first by every tool (through ``import tool_utils``): hide the
+known import-time messages of third-party packages, so that a tool's first
+line of output is its own.
 
 - ``pkg_resources is deprecated as an API`` (setuptools >= 67), a
   UserWarning raised when mmengine and mmcv import ``pkg_resources``;
