@@ -8,6 +8,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from typing import List, Tuple
 
 import pytest
 
@@ -43,21 +44,23 @@ def run_tool(*args: str, cwd: str = ROOT) -> subprocess.CompletedProcess:
                           timeout=900)
 
 
-def first_import(path: str) -> str:
+def first_import(path: str) -> Tuple[str, List[str]]:
     """The module of a tool's first import but those of ``os.path`` and
-    ``sys``, with which a tool in a subfolder puts ``tools/`` on
-    ``sys.path``."""
+    ``sys``, and the statements before it that are not imports (with which
+    a tool in a subfolder puts ``tools/`` on ``sys.path``)."""
     with open(path) as f:
         tree = ast.parse(f.read())
-    for node in tree.body:
+    before = []
+    for node in tree.body[1:]:  # after the docstring
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             modules = [node.module]
         else:
+            before.append(ast.unparse(node))
             continue
         if not set(modules) <= {'os.path', 'sys'}:
-            return modules[0]
+            return modules[0], before
     raise AssertionError(f'{path} imports nothing')
 
 
@@ -76,7 +79,12 @@ def test_tool_names_cover_the_folders():
 
 @pytest.mark.parametrize('name', TOOL_NAMES)
 def test_every_tool_imports_tool_utils_first(name):
-    assert first_import(osp.join(TOOLS, f'{name}.py')) == 'tool_utils'
+    module, before = first_import(osp.join(TOOLS, f'{name}.py'))
+    assert module == 'tool_utils'
+    # tools/ itself holds tool_utils; a subfolder's tool puts tools/ first
+    assert before == ([] if osp.dirname(name) == '' else [
+        'sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))'
+    ])
 
 
 def assert_first_line_is_the_tools(output: str) -> None:
