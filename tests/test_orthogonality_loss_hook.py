@@ -74,6 +74,7 @@ def test_regularization_drives_bases_orthogonal(tmp_path):
             trained.blocks[0].shared_basis).item()
         scalars[name] = logged_scalars(runner)
         assert 'parse_losses' not in vars(trained)
+        assert not trained._forward_hooks
     assert initial_error > 1
     assert errors['without'] > 0.5 * initial_error
     assert errors['with'] < 0.1 * errors['without']
@@ -249,6 +250,7 @@ def test_no_shared_basis_warns_once_and_adds_nothing(tmp_path):
     scalars = logged_scalars(runner)
     assert 'loss_cls' in scalars and 'loss_orth' not in scalars
     assert 'parse_losses' not in vars(model)
+    assert not model._forward_hooks
 
 
 @pytest.mark.parametrize('bad_value', [float('nan'), float('inf')])

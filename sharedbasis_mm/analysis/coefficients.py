@@ -9,16 +9,18 @@ off-diagonal similarity means redundant filters, and the orthogonality
 regularization lowers it.
 """
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..layers import SharedBasisConv2d, find_basis_users
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def shared_basis_coefficients(
@@ -90,7 +92,7 @@ def mean_off_diagonal(similarity: Tensor) -> float:
 
 def plot_coefficient_similarity(similarity: Tensor,
                                 layer_sizes: Sequence[int],
-                                title: Optional[str] = None) -> Figure:
+                                title: Optional[str] = None) -> 'Figure':
     """A Figure-4-style heat-map of a coefficient similarity matrix.
 
     Args:
@@ -108,6 +110,8 @@ def plot_coefficient_similarity(similarity: Tensor,
         raise ValueError(f'layer_sizes must add up to the size of the '
                          f'similarity matrix, {similarity.shape[0]}, got '
                          f'layer_sizes={list(layer_sizes)}')
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(6, 5), layout='constrained')
     axes = figure.add_subplot()
     image = axes.imshow(
