@@ -24,10 +24,14 @@ BIN = osp.dirname(sys.executable)
 DEMO_CONFIG = 'configs/demo/faster-rcnn_r18-s8u1_fpn_synthetic.py'
 
 
-def run(args, cwd, timeout=600) -> subprocess.CompletedProcess:
-    """Run ``args`` in ``cwd`` with the environment's installed package."""
+def run(args, cwd, timeout=600,
+        checkout: bool = False) -> subprocess.CompletedProcess:
+    """Run ``args`` in ``cwd`` with the environment's installed package, or
+    with this checkout's if ``checkout``."""
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     env['PATH'] = BIN + os.pathsep + env.get('PATH', '')
+    if checkout:
+        env['PYTHONPATH'] = ROOT
     return subprocess.run(
         args,
         cwd=cwd,
@@ -38,8 +42,8 @@ def run(args, cwd, timeout=600) -> subprocess.CompletedProcess:
         timeout=timeout)
 
 
-def python(code: str, cwd) -> str:
-    result = run([sys.executable, '-c', code], cwd)
+def python(code: str, cwd, checkout: bool = False) -> str:
+    result = run([sys.executable, '-c', code], cwd, checkout=checkout)
     assert result.returncode == 0, result.stdout[-3000:]
     return result.stdout
 
@@ -70,16 +74,8 @@ print(json.dumps(dict(loaded='matplotlib' in sys.modules,
 def test_import_loads_no_matplotlib():
     """In a fresh process, ``import sharedbasis_mm`` (this checkout) leaves
     matplotlib unimported: plotting imports it where it draws."""
-    result = subprocess.run(
-        [sys.executable, '-c', IMPORT_WITHOUT_MMDET_PLOTS],
-        env=dict(os.environ, PYTHONPATH=ROOT),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    out = python(IMPORT_WITHOUT_MMDET_PLOTS, ROOT, checkout=True)
+    report = json.loads(out.strip().splitlines()[-1])
     assert report == dict(loaded=False, importers=[])
 
 
