@@ -150,7 +150,8 @@ def test_train_and_eval_return_the_backbone(build):
     assert backbone.train() is backbone and backbone.training
 
 
-# hooks: side effects checked before the run, torch hooks removed after a failure
+# hooks: side effects checked before the run, torch hooks removed after a
+# failure
 
 
 def test_unwritable_out_dir_stops_before_the_first_iteration(tmp_path):

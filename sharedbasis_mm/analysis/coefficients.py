@@ -1,12 +1,12 @@
-"""Similarity of the coefficients of layers sharing a basis (Learning Deeply Shared Filter Bases,
-Figure 4).
+"""Similarity of the coefficients of layers sharing a basis (Learning Deeply
+Shared Filter Bases, Figure 4).
 
 Each :class:`SharedBasisConv2d` combines the R elements of its basis with a
 ``T x R`` matrix of coefficients, one row (a coefficient vector) per output
-filter. Figure 4 of Learning Deeply Shared Filter Bases shows the absolute cosine similarity between
-all coefficient vectors of the blocks that share one basis: high
-off-diagonal similarity means redundant filters, and the orthogonality
-regularization lowers it.
+filter. Figure 4 of Learning Deeply Shared Filter Bases shows the absolute
+cosine similarity between all coefficient vectors of the blocks that share
+one basis: high off-diagonal similarity means redundant filters, and the
+orthogonality regularization lowers it.
 """
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Dict, Optional, Sequence

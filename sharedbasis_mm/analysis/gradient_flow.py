@@ -1,9 +1,10 @@
-"""Plot of the gradients flowing into shared filter bases (Learning Deeply Shared Filter Bases, Fig. 3).
+"""Plot of the gradients flowing into shared filter bases (Learning Deeply
+Shared Filter Bases, Fig. 3).
 
-Figure 3 of Learning Deeply Shared Filter Bases draws, for each shared basis, a bar of the maximum and
-a bar of the mean absolute gradient, recorded every few iterations of an
-epoch and overlapped with transparency: a bar looks darker where many
-iterations reached it.
+Figure 3 of Learning Deeply Shared Filter Bases draws, for each shared
+basis, a bar of the maximum and a bar of the mean absolute gradient, recorded
+every few iterations of an epoch and overlapped with transparency: a bar
+looks darker where many iterations reached it.
 """
 from typing import TYPE_CHECKING, Sequence
 

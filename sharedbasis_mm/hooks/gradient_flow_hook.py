@@ -1,4 +1,5 @@
-"""Gradients flowing into shared filter bases (Learning Deeply Shared Filter Bases, Figure 3)."""
+"""Gradients flowing into shared filter bases (Learning Deeply Shared Filter
+Bases, Figure 3)."""
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
@@ -28,12 +29,12 @@ class GradientFlowHook(SharedBasisHook):
     through the runner's visualizer as ``grad_flow/<basis>/max`` and
     ``grad_flow/<basis>/mean`` (TensorBoard or any configured backend shows
     them). At the end of each epoch (once for an iteration-based loop) the
-    recorded bars are drawn overlapped, as Figure 3 of Learning Deeply Shared Filter Bases, into
-    ``<out_dir>/epoch_<n>.png``. An iteration without an optimizer step
-    (accumulating, or skipped by the loss scaler) records nothing. The
-    gradients are read by an optimizer step pre-hook, registered in
-    ``before_train_iter`` of an iteration to record and removed in its
-    ``after_train_iter``.
+    recorded bars are drawn overlapped, as Figure 3 of Learning Deeply
+    Shared Filter Bases, into ``<out_dir>/epoch_<n>.png``. An iteration
+    without an optimizer step (accumulating, or skipped by the loss scaler)
+    records nothing. The gradients are read by an optimizer step pre-hook,
+    registered in ``before_train_iter`` of an iteration to record and
+    removed in its ``after_train_iter``.
 
     Args:
         interval (int): Record every ``interval`` iterations. Defaults to

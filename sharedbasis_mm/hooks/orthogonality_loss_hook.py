@@ -1,4 +1,5 @@
-"""Orthogonality regularization of shared filter bases (Learning Deeply Shared Filter Bases, eq. 7)."""
+"""Orthogonality regularization of shared filter bases (Learning Deeply
+Shared Filter Bases, eq. 7)."""
 from typing import Dict, Optional
 
 import torch
@@ -23,8 +24,8 @@ class OrthogonalityLossHook(SharedBasisHook):
     training iteration, where ``W_g`` runs over every shared filter basis
     of the model and ``err`` is :func:`orthogonality_error`, so that the
     model trains on ``L_R = L + lambda * sum_g ||W_g^T W_g - I||^2`` (eq. 7
-    of Learning Deeply Shared Filter Bases). Works with any mmengine model (mmdet detectors,
-    mmpretrain classifiers, ...) without a change to it.
+    of Learning Deeply Shared Filter Bases). Works with any mmengine model
+    (mmdet detectors, mmpretrain classifiers, ...) without a change to it.
 
     On ``before_train`` (after ``load_checkpoint``/``resume``) the hook finds
     the bases and registers a forward hook on the model (on the module under
@@ -33,8 +34,8 @@ class OrthogonalityLossHook(SharedBasisHook):
     its DDP wrappers runs the forward pass with ``mode='loss'``, then
     ``parse_losses``, then ``optim_wrapper.update_params``: the forward hook
     adds ``loss_orth`` to the losses of each forward pass with
-    ``mode='loss'`` of the model in training mode, so that ``parse_losses`` sums
-    it into the back-propagated loss (scaled by mixed-precision loss
+    ``mode='loss'`` of the model in training mode, so that ``parse_losses``
+    sums it into the back-propagated loss (scaled by mixed-precision loss
     scaling, divided by the accumulation count, reduced across ranks with
     the other gradients) and logs it beside the other losses. The error is
     computed in float32, outside the autocast region of the forward pass,
