@@ -150,7 +150,8 @@ def test_train_and_eval_return_the_backbone(build):
     assert backbone.train() is backbone and backbone.training
 
 
-# hooks: side effects checked before the run, patches undone on failure
+# hooks: side effects checked before the run, torch hooks removed after a
+# failure
 
 
 def test_unwritable_out_dir_stops_before_the_first_iteration(tmp_path):
@@ -180,8 +181,14 @@ class FailingNet(TinySharedBasisNet):
         return super().forward(inputs, labels, mode)
 
 
-def test_hooks_leave_model_and_optimizer_as_found_when_training_raises(
+def test_hooks_leave_model_and_optimizer_as_found_after_a_run_that_raised(
         tmp_path):
+    """mmengine calls no hook when training raises: the torch hooks that the
+    failed run left (the forward hook adding loss_orth, the optimizer step
+    hook recording the gradients) are removed by the next run's
+    before_train, which adds loss_orth once (a second forward hook would
+    find the first one's loss_orth and refuse it), and its after_train
+    leaves the model and the optimizer as found."""
     model = FailingNet()
     runner = build_runner(
         model, str(tmp_path), [
@@ -192,12 +199,12 @@ def test_hooks_leave_model_and_optimizer_as_found_when_training_raises(
     with pytest.raises(RuntimeError, match='forward failed'):
         runner.train()
     assert runner.iter == 1
-    assert 'parse_losses' not in vars(model)
-    assert not runner.optim_wrapper.optimizer._optimizer_step_pre_hooks
     # the same runner trains again, with loss_orth added once
     model.calls = 2
     runner.train()
     assert runner.iter == 3
+    assert not model._forward_hooks
+    assert not runner.optim_wrapper.optimizer._optimizer_step_pre_hooks
     assert 'parse_losses' not in vars(model)
     assert 'run_iter' not in vars(runner.train_loop)
 

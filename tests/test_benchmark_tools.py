@@ -125,3 +125,18 @@ def test_benchmark_backbones_writes_ratios(tmp_path):
         ('MobileNetV2-Shared-fused', 'MobileNetV2-fused'),
     ]
     assert float(ratios[-1]['params']) == 1
+
+
+def test_benchmark_hook_trains_with_and_without_loss_orth(tmp_path):
+    """The hook's benchmark times the detector's train_step with the hook on
+    and off (a step whose losses hold loss_orth with the hook off, or lack
+    it with the hook on, stops it) on ResNet50-Shared's 4 bases."""
+    out = tmp_path / 'hook.json'
+    results = load_tool('benchmark_hook').main([
+        '--iters', '1', '--warmup', '0', '--image-size', '64',
+        '--batch-size', '1', '--out',
+        str(out)
+    ])
+    assert (results['model'], results['num_bases']) == ('FasterRCNN', 4)
+    with open(out) as f:
+        assert json.load(f) == json.loads(json.dumps(results))

@@ -23,6 +23,7 @@ from sharedbasis_mm.hooks import OrthogonalityLossHook
 from sharedbasis_mm.layers import (SharedBasisConv2d, find_shared_bases,
                                    orthogonality_error)
 from sharedbasis_mm.registry import HOOKS
+from orthogonality_reference import CASES, REFERENCE, train_case
 from tiny_shared_basis_net import (PlainNet, TinySharedBasisNet, build_runner,
                                    cpu_amp_optim_wrapper, logged_scalars,
                                    perturb_bases, text_log)
@@ -73,6 +74,7 @@ def test_regularization_drives_bases_orthogonal(tmp_path):
             trained.blocks[0].shared_basis).item()
         scalars[name] = logged_scalars(runner)
         assert 'parse_losses' not in vars(trained)
+        assert not trained._forward_hooks
     assert initial_error > 1
     assert errors['without'] > 0.5 * initial_error
     assert errors['with'] < 0.1 * errors['without']
@@ -248,6 +250,7 @@ def test_no_shared_basis_warns_once_and_adds_nothing(tmp_path):
     scalars = logged_scalars(runner)
     assert 'loss_cls' in scalars and 'loss_orth' not in scalars
     assert 'parse_losses' not in vars(model)
+    assert not model._forward_hooks
 
 
 @pytest.mark.parametrize('bad_value', [float('nan'), float('inf')])
@@ -374,3 +377,26 @@ def test_orthogonality_base_config_and_no_ortho_reg_ablation():
                  'resnet50-shared-noorthoreg_8xb32_in1k.py'))
     assert ablation.custom_hooks == []
     assert ablation.model == shared.model
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_same_numbers_as_the_reference(case):
+    """Losses, basis gradients (at each backward pass and each optimizer
+    step) and trained bases agree within 1e-6 relative with
+    tests/data/orthogonality_reference.pt, written by
+    tests/orthogonality_reference.py with the hook of commit 855e6b4 (which
+    wrapped the model's ``parse_losses``), for plain SGD, accumulation over
+    2 iterations, gradient clipping and bf16 mixed precision."""
+    reference = torch.load(REFERENCE)[case]
+    numbers = train_case(case)
+    for key, expected in reference['logged'].items():
+        torch.testing.assert_close(
+            numbers['logged'][key], expected, rtol=1e-6, atol=0)
+    for group in ('backward_grads', 'step_grads', 'bases'):
+        assert numbers[group].keys() == reference[group].keys()
+        for name, expected in reference[group].items():
+            torch.testing.assert_close(
+                numbers[group][name],
+                expected,
+                rtol=1e-6,
+                atol=1e-6 * expected.abs().max().item())

@@ -1,16 +1,20 @@
-"""The installed package as other projects and mim see it: the configs,
-tools and model index in ``sharedbasis_mm/.mim``, ``sharedbasis_mm::``
-configs from outside the checkout, ``mim search/train/test``.
-
-These tests use the package installed in the environment (``make install``
-in this checkout), not ``PYTHONPATH``.
+"""The package as other projects and mim see it: what ``import
+sharedbasis_mm`` loads and which folder imports which (in this checkout),
+and, in the package installed in the environment (``make install`` in this
+checkout, not ``PYTHONPATH``), the configs, tools and model index in
+``sharedbasis_mm/.mim``, ``sharedbasis_mm::`` configs from outside the
+checkout, ``mim search/train/test``.
 """
+import ast
+import glob
+import json
 import os
 import os.path as osp
 import shutil
 import subprocess
 import sys
 import zipfile
+from typing import List
 
 import pytest
 import yaml
@@ -20,10 +24,14 @@ BIN = osp.dirname(sys.executable)
 DEMO_CONFIG = 'configs/demo/faster-rcnn_r18-s8u1_fpn_synthetic.py'
 
 
-def run(args, cwd, timeout=600) -> subprocess.CompletedProcess:
-    """Run ``args`` in ``cwd`` with the environment's installed package."""
+def run(args, cwd, timeout=600,
+        checkout: bool = False) -> subprocess.CompletedProcess:
+    """Run ``args`` in ``cwd`` with the environment's installed package, or
+    with this checkout's if ``checkout``."""
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
     env['PATH'] = BIN + os.pathsep + env.get('PATH', '')
+    if checkout:
+        env['PYTHONPATH'] = ROOT
     return subprocess.run(
         args,
         cwd=cwd,
@@ -34,10 +42,97 @@ def run(args, cwd, timeout=600) -> subprocess.CompletedProcess:
         timeout=timeout)
 
 
-def python(code: str, cwd) -> str:
-    result = run([sys.executable, '-c', code], cwd)
+def python(code: str, cwd, checkout: bool = False) -> str:
+    result = run([sys.executable, '-c', code], cwd, checkout=checkout)
     assert result.returncode == 0, result.stdout[-3000:]
     return result.stdout
+
+
+# mmdet 3.3's ``mmdet.utils`` imports its MOT error plots (matplotlib.pyplot,
+# seaborn) at import time, and every ``mmdet.models`` module imports
+# ``mmdet.utils``; stood in for, what imports matplotlib is ours.
+IMPORT_WITHOUT_MMDET_PLOTS = """
+import builtins, json, sys, types
+plots = types.ModuleType('mmdet.utils.mot_error_visualize')
+plots.imshow_mot_errors = None
+sys.modules[plots.__name__] = plots
+real_import = builtins.__import__
+importers = set()
+def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+    importer = (globals or {}).get('__name__', '')
+    if (level == 0 and name.partition('.')[0] == 'matplotlib'
+            and not importer.startswith('matplotlib')):
+        importers.add(importer)
+    return real_import(name, globals, locals, fromlist, level)
+builtins.__import__ = recording_import
+import sharedbasis_mm
+print(json.dumps(dict(loaded='matplotlib' in sys.modules,
+                      importers=sorted(importers))))
+"""
+
+
+def test_import_loads_no_matplotlib():
+    """In a fresh process, ``import sharedbasis_mm`` (this checkout) leaves
+    matplotlib unimported: plotting imports it where it draws."""
+    out = python(IMPORT_WITHOUT_MMDET_PLOTS, ROOT, checkout=True)
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report == dict(loaded=False, importers=[])
+
+
+HIGHER_THAN_LAYERS = {('sharedbasis_mm', folder)
+                      for folder in ('backbones', 'attention', 'hooks',
+                                     'evaluation', 'analysis', 'converters')}
+
+
+def imported_modules(path: str, root: str = ROOT) -> List[str]:
+    """The absolute names of the modules that the source file ``path``
+    under the folder ``root`` of the top package imports, anywhere in it,
+    relative imports resolved."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    package = osp.relpath(osp.dirname(path), root).split(os.sep)
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level \
+                else []
+            name = '.'.join(base + ([node.module] if node.module else []))
+            names += [name] + [f'{name}.{alias.name}' for alias in node.names]
+    return names
+
+
+def test_imported_modules_resolves_relative_imports(tmp_path):
+    folder = tmp_path / 'sharedbasis_mm' / 'layers'
+    folder.mkdir(parents=True)
+    (folder / 'fusion.py').write_text('from ..backbones import ResNet\n'
+                                      'from . import tied\n'
+                                      'def f():\n'
+                                      '    import sharedbasis_mm.hooks\n')
+    assert imported_modules(str(folder / 'fusion.py'), root=str(tmp_path)) == [
+        'sharedbasis_mm.backbones', 'sharedbasis_mm.backbones.ResNet',
+        'sharedbasis_mm.layers', 'sharedbasis_mm.layers.tied',
+        'sharedbasis_mm.hooks'
+    ]
+
+
+def test_layers_import_no_higher_layer():
+    """Nothing under sharedbasis_mm/layers imports the backbones, attention,
+    hooks, evaluation, analysis or converters (the arrows point from
+    layers to them)."""
+    paths = sorted(glob.glob(osp.join(ROOT, 'sharedbasis_mm', 'layers',
+                                      '**', '*.py'), recursive=True))
+    assert osp.join(ROOT, 'sharedbasis_mm', 'layers', '__init__.py') in paths
+    offending = {}
+    for path in paths:
+        bad = [
+            name for name in imported_modules(path)
+            if tuple(name.split('.')[:2]) in HIGHER_THAN_LAYERS
+        ]
+        if bad:
+            offending[osp.relpath(path, ROOT)] = bad
+    assert offending == {}
 
 
 @pytest.fixture(scope='module')

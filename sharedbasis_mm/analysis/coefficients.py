@@ -1,24 +1,26 @@
-"""Similarity of the coefficients of layers sharing a basis (Learning Deeply Shared Filter Bases,
-Figure 4).
+"""Similarity of the coefficients of layers sharing a basis (Learning Deeply
+Shared Filter Bases, Figure 4).
 
 Each :class:`SharedBasisConv2d` combines the R elements of its basis with a
 ``T x R`` matrix of coefficients, one row (a coefficient vector) per output
-filter. Figure 4 of Learning Deeply Shared Filter Bases shows the absolute cosine similarity between
-all coefficient vectors of the blocks that share one basis: high
-off-diagonal similarity means redundant filters, and the orthogonality
-regularization lowers it.
+filter. Figure 4 of Learning Deeply Shared Filter Bases shows the absolute
+cosine similarity between all coefficient vectors of the blocks that share
+one basis: high off-diagonal similarity means redundant filters, and the
+orthogonality regularization lowers it.
 """
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..layers import SharedBasisConv2d, find_basis_users
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def shared_basis_coefficients(
@@ -90,7 +92,7 @@ def mean_off_diagonal(similarity: Tensor) -> float:
 
 def plot_coefficient_similarity(similarity: Tensor,
                                 layer_sizes: Sequence[int],
-                                title: Optional[str] = None) -> Figure:
+                                title: Optional[str] = None) -> 'Figure':
     """A Figure-4-style heat-map of a coefficient similarity matrix.
 
     Args:
@@ -108,6 +110,8 @@ def plot_coefficient_similarity(similarity: Tensor,
         raise ValueError(f'layer_sizes must add up to the size of the '
                          f'similarity matrix, {similarity.shape[0]}, got '
                          f'layer_sizes={list(layer_sizes)}')
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(6, 5), layout='constrained')
     axes = figure.add_subplot()
     image = axes.imshow(

@@ -1,15 +1,17 @@
-"""Plot of the gradients flowing into shared filter bases (Learning Deeply Shared Filter Bases, Fig. 3).
+"""Plot of the gradients flowing into shared filter bases (Learning Deeply
+Shared Filter Bases, Fig. 3).
 
-Figure 3 of Learning Deeply Shared Filter Bases draws, for each shared basis, a bar of the maximum and
-a bar of the mean absolute gradient, recorded every few iterations of an
-epoch and overlapped with transparency: a bar looks darker where many
-iterations reached it.
+Figure 3 of Learning Deeply Shared Filter Bases draws, for each shared
+basis, a bar of the maximum and a bar of the mean absolute gradient, recorded
+every few iterations of an epoch and overlapped with transparency: a bar
+looks darker where many iterations reached it.
 """
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MAX_COLOR = 'c'
 MEAN_COLOR = 'b'
@@ -20,7 +22,7 @@ def plot_gradient_flow(names: Sequence[str],
                        mean_grads: np.ndarray,
                        title: str = 'Gradient flow',
                        log_scale: bool = False,
-                       alpha: float = 0.1) -> Figure:
+                       alpha: float = 0.1) -> 'Figure':
     """A Figure-3-style bar plot of recorded gradient magnitudes.
 
     Args:
@@ -36,6 +38,9 @@ def plot_gradient_flow(names: Sequence[str],
     Returns:
         Figure: One panel with ``2 * I * B`` overlapped bars.
     """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
     max_grads = np.asarray(max_grads, dtype=np.float64)
     mean_grads = np.asarray(mean_grads, dtype=np.float64)
     if max_grads.ndim != 2 or max_grads.shape[1] != len(names):

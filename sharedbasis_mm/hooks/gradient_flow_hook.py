@@ -1,30 +1,24 @@
-"""Gradients flowing into shared filter bases (Learning Deeply Shared Filter Bases, Figure 3)."""
-import contextlib
-import functools
-import logging
+"""Gradients flowing into shared filter bases (Learning Deeply Shared Filter
+Bases, Figure 3)."""
 import os
 import os.path as osp
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn as nn
-from mmengine.hooks.hook import DATA_BATCH, Hook
+from mmengine.hooks.hook import DATA_BATCH
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
-from torch.utils.hooks import RemovableHandle
 
 from ..analysis import plot_gradient_flow
-from ..layers import find_shared_bases
 from ..registry import HOOKS
 from ..utils.validation import (check_bool, check_positive_int, check_type,
                                 check_writable_dir)
-from .train_iteration_scope import scope_train_iterations
+from .shared_basis_hook import SharedBasisHook
 
 
 @HOOKS.register_module()
-class GradientFlowHook(Hook):
+class GradientFlowHook(SharedBasisHook):
     """Record, log and plot the gradients of the shared filter bases.
 
     Every ``interval`` training iterations, the maximum and the mean
@@ -35,9 +29,12 @@ class GradientFlowHook(Hook):
     through the runner's visualizer as ``grad_flow/<basis>/max`` and
     ``grad_flow/<basis>/mean`` (TensorBoard or any configured backend shows
     them). At the end of each epoch (once for an iteration-based loop) the
-    recorded bars are drawn overlapped, as Figure 3 of Learning Deeply Shared Filter Bases, into
-    ``<out_dir>/epoch_<n>.png``. An iteration without an optimizer step
-    (accumulating, or skipped by the loss scaler) records nothing.
+    recorded bars are drawn overlapped, as Figure 3 of Learning Deeply
+    Shared Filter Bases, into ``<out_dir>/epoch_<n>.png``. An iteration
+    without an optimizer step (accumulating, or skipped by the loss scaler)
+    records nothing. The gradients are read by an optimizer step pre-hook,
+    registered in ``before_train_iter`` of an iteration to record and
+    removed in its ``after_train_iter``.
 
     Args:
         interval (int): Record every ``interval`` iterations. Defaults to
@@ -49,20 +46,20 @@ class GradientFlowHook(Hook):
     """
 
     priority = 'NORMAL'
+    inactive = 'no gradient is recorded'
 
     def __init__(self,
                  interval: int = 10,
                  out_dir: Optional[str] = None,
                  log_scale: bool = False) -> None:
+        super().__init__()
         name = type(self).__name__
         self.interval = check_positive_int('interval', interval, owner=name)
         if out_dir is not None:
             check_type('out_dir', out_dir, (str, os.PathLike), owner=name)
         self.out_dir = out_dir
         self.log_scale = check_bool('log_scale', log_scale, owner=name)
-        self._bases: Dict[str, nn.Parameter] = {}
         self._plot_dir = out_dir
-        self._unscope: Optional[Callable[[], None]] = None
         self._current: Dict[str, Tuple[float, float]] = {}
         self._records: List[Dict[str, Tuple[float, float]]] = []
 
@@ -74,49 +71,29 @@ class GradientFlowHook(Hook):
             self.out_dir or osp.join(runner.log_dir, 'gradient_flow'),
             owner=type(self).__name__)
 
-    def before_train(self, runner) -> None:
-        """Find the bases; watch the optimizer steps of the recorded
-        iterations."""
-        self.after_train(runner)  # what a run that raised left
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        self._bases = find_shared_bases(model)
-        if not self._bases:
-            print_log(
-                f'GradientFlowHook: {type(model).__name__} has no shared '
-                f'filter basis; no gradient is recorded',
-                logger='current',
-                level=logging.WARNING)
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch: DATA_BATCH = None) -> None:
+        """Watch the optimizer steps of an iteration to record."""
+        if not self._bases or not self.every_n_train_iters(
+                runner, self.interval):
             return
-        self._unscope = scope_train_iterations(
-            runner.train_loop, self,
-            functools.partial(self._watching_steps, runner))
-
-    @contextlib.contextmanager
-    def _watching_steps(self, runner) -> Iterator[None]:
-        """Record the bases' gradients at the optimizer steps of this
-        iteration if it is one to record; remove the step hooks on exit."""
-        handles: List[RemovableHandle] = []
-        if self.every_n_train_iters(runner, self.interval):
-            wrappers = runner.optim_wrapper.values() if isinstance(
-                runner.optim_wrapper,
-                OptimWrapperDict) else [runner.optim_wrapper]
-            handles = [
-                wrapper.optimizer.register_step_pre_hook(self._record)
-                for wrapper in wrappers
-            ]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
+        wrappers = runner.optim_wrapper.values() if isinstance(
+            runner.optim_wrapper, OptimWrapperDict) else [runner.optim_wrapper]
+        self._handles += [
+            wrapper.optimizer.register_step_pre_hook(self._record)
+            for wrapper in wrappers
+        ]
 
     def after_train_iter(self,
                          runner,
                          batch_idx: int,
                          data_batch: DATA_BATCH = None,
                          outputs: Optional[dict] = None) -> None:
-        """Log what the optimizer step of this iteration recorded."""
+        """Stop watching the optimizer steps; log what the step of this
+        iteration recorded."""
+        self._remove_handles()
         if not self._current:
             return
         scalars = {}
@@ -149,12 +126,6 @@ class GradientFlowHook(Hook):
             f'iterations plotted to {path}',
             logger='current')
         self._records = []
-
-    def after_train(self, runner) -> None:
-        """Leave the training loop as it was found."""
-        if self._unscope is not None:
-            self._unscope()
-            self._unscope = None
 
     @torch.no_grad()
     def _record(self, optimizer: torch.optim.Optimizer, args: tuple,

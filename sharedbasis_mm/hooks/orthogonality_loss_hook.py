@@ -1,45 +1,45 @@
-"""Orthogonality regularization of shared filter bases (Learning Deeply Shared Filter Bases, eq. 7)."""
-import contextlib
-import functools
-import logging
-from typing import Callable, Dict, Iterator, Optional
+"""Orthogonality regularization of shared filter bases (Learning Deeply
+Shared Filter Bases, eq. 7)."""
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
-from mmengine.hooks.hook import DATA_BATCH, Hook
+from mmengine.hooks.hook import DATA_BATCH
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 from torch import Tensor
 
-from ..layers import find_shared_bases, orthogonality_error
+from ..layers import orthogonality_error
 from ..layers.orthogonality import REDUCTIONS
 from ..registry import HOOKS
 from ..utils.validation import (check_choice, check_number,
                                 check_positive_int)
-from .train_iteration_scope import scope_train_iterations
+from .shared_basis_hook import SharedBasisHook
 
 
 @HOOKS.register_module()
-class OrthogonalityLossHook(Hook):
+class OrthogonalityLossHook(SharedBasisHook):
     """Train with the orthogonality regularization of the shared bases.
 
     Adds ``loss_orth = loss_weight * sum_g err(W_g)`` to the losses of each
     training iteration, where ``W_g`` runs over every shared filter basis
     of the model and ``err`` is :func:`orthogonality_error`, so that the
     model trains on ``L_R = L + lambda * sum_g ||W_g^T W_g - I||^2`` (eq. 7
-    of Learning Deeply Shared Filter Bases). Works with any mmengine model (mmdet detectors,
-    mmpretrain classifiers, ...) without a change to it.
+    of Learning Deeply Shared Filter Bases). Works with any mmengine model
+    (mmdet detectors, mmpretrain classifiers, ...) without a change to it.
 
     On ``before_train`` (after ``load_checkpoint``/``resume``) the hook finds
-    the bases; during each training iteration it wraps the ``parse_losses``
-    of the model (of the module under a DDP wrapper, which ``train_step``
-    calls) so that it adds ``loss_orth`` to the losses dict. ``train_step``
-    parses the losses before ``optim_wrapper.update_params``, so
-    ``loss_orth`` is part of the back-propagated loss, scaled by
-    mixed-precision loss scaling, divided by the accumulation count, reduced
-    across ranks with the other gradients, and logged beside the other
-    losses. The model's own ``parse_losses`` is back at the end of every
-    iteration, also one that raises.
+    the bases and registers a forward hook on the model (on the module under
+    a DDP wrapper, whose forward the wrapper's runs), removed on
+    ``after_train``. The ``train_step`` of mmengine's ``BaseModel`` and of
+    its DDP wrappers runs the forward pass with ``mode='loss'``, then
+    ``parse_losses``, then ``optim_wrapper.update_params``: the forward hook
+    adds ``loss_orth`` to the losses of each forward pass with
+    ``mode='loss'`` of the model in training mode, so that ``parse_losses``
+    sums it into the back-propagated loss (scaled by mixed-precision loss
+    scaling, divided by the accumulation count, reduced across ranks with
+    the other gradients) and logs it beside the other losses. The error is
+    computed in float32, outside the autocast region of the forward pass,
+    as ``parse_losses`` runs.
 
     ``loss_orth`` is small once the bases are near orthogonal (1e-6 and
     less), which mmengine's text log, at 4 decimals, shows as 0.0000: the
@@ -61,53 +61,26 @@ class OrthogonalityLossHook(Hook):
     """
 
     priority = 'NORMAL'
+    inactive = 'no loss_orth is added'
 
     def __init__(self,
                  loss_weight: float = 10.,
                  reduction: str = 'mean',
                  log_interval: int = 50) -> None:
+        super().__init__()
         self.loss_weight = check_number(
             'loss_weight', loss_weight, min_value=0, owner=type(self).__name__)
         self.reduction = check_choice(
             'reduction', reduction, REDUCTIONS, owner=type(self).__name__)
         self.log_interval = check_positive_int(
             'log_interval', log_interval, owner=type(self).__name__)
-        self._bases: Dict[str, nn.Parameter] = {}
-        self._parse_losses: Optional[Callable] = None
-        self._unscope: Optional[Callable[[], None]] = None
         self._errors: Optional[Tensor] = None
 
-    def before_train(self, runner) -> None:
-        """Find the shared bases and add ``loss_orth`` in every iteration."""
-        self.after_train(runner)  # what a run that raised left
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        self._bases = find_shared_bases(model)
-        if not self._bases:
-            print_log(
-                f'OrthogonalityLossHook: {type(model).__name__} has no '
-                f'shared filter basis; no loss_orth is added',
-                logger='current',
-                level=logging.WARNING)
-            return
-        self._unscope = scope_train_iterations(
-            runner.train_loop, self,
-            functools.partial(self._adding_loss_orth, model))
-
-    @contextlib.contextmanager
-    def _adding_loss_orth(self, model: nn.Module) -> Iterator[None]:
-        """Wrap the model's ``parse_losses``; leave it as found on exit."""
-        own_parse_losses = vars(model).get('parse_losses')
-        self._parse_losses = model.parse_losses
-        model.parse_losses = self._parse_losses_with_orthogonality
-        try:
-            yield
-        finally:
-            if own_parse_losses is None:
-                del model.parse_losses
-            else:
-                model.parse_losses = own_parse_losses
-            self._parse_losses = None
+    def start(self, runner, model: nn.Module) -> None:
+        """Add ``loss_orth`` to the losses of every training forward pass."""
+        self._errors = None
+        self._handles.append(
+            model.register_forward_hook(self._add_loss_orth, with_kwargs=True))
 
     def after_train_iter(self,
                          runner,
@@ -130,20 +103,27 @@ class OrthogonalityLossHook(Hook):
             logger='current')
 
     def after_train(self, runner) -> None:
-        """Leave the training loop as it was found."""
-        if self._unscope is not None:
-            self._unscope()
-        self._unscope = self._errors = None
+        """Remove the forward hook."""
+        super().after_train(runner)
+        self._errors = None
 
-    def _parse_losses_with_orthogonality(self, losses: Dict[str, Tensor]):
+    def _add_loss_orth(self, model: nn.Module, args: tuple, kwargs: dict,
+                       losses: Dict[str, Tensor]
+                       ) -> Optional[Dict[str, Tensor]]:
+        """The losses of a training forward pass with ``loss_orth`` (and
+        ``log10_orth_error``); other forward passes are left alone."""
+        if kwargs.get('mode') != 'loss' or not model.training:
+            return None
         if 'loss_orth' in losses:
             raise ValueError(
                 f'OrthogonalityLossHook: the losses of the model already hold '
                 f'a loss_orth, got losses with keys {list(losses)}')
-        errors = torch.stack([
-            orthogonality_error(basis, self.reduction)
-            for basis in self._bases.values()
-        ])
+        device = next(iter(self._bases.values())).device
+        with torch.autocast(device.type, enabled=False):
+            errors = torch.stack([
+                orthogonality_error(basis, self.reduction)
+                for basis in self._bases.values()
+            ])
         if not torch.isfinite(errors).all():
             names = [
                 name for name, error in zip(self._bases, errors)
@@ -153,9 +133,11 @@ class OrthogonalityLossHook(Hook):
                 f'OrthogonalityLossHook: the orthogonality error of the '
                 f'shared basis {", ".join(names)} is not finite')
         self._errors = errors.detach()
-        losses = dict(losses, loss_orth=self.loss_weight * errors.sum())
-        loss, log_vars = self._parse_losses(losses)
-        # mmengine's text log shows 4 decimals, too few for an error of
-        # 1e-7: its base-10 logarithm shows its size
-        log_vars['log10_orth_error'] = self._errors.sum().log10()
-        return loss, log_vars
+        # parse_losses sums the values whose key holds 'loss' and logs all:
+        # log10_orth_error is logged only. mmengine's text log shows 4
+        # decimals, too few for an error of 1e-7: its base-10 logarithm
+        # shows its size.
+        return dict(
+            losses,
+            loss_orth=self.loss_weight * errors.sum(),
+            log10_orth_error=self._errors.sum().log10())
