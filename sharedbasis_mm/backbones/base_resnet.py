@@ -51,6 +51,8 @@ class DropPathMixin:
         return out
 
     def forward(self, x: Tensor) -> Tensor:
+        """``relu(drop_path(residual_branch(x)) + identity)``, the identity
+        being ``downsample(x)`` where the block has one."""
 
         def residual_sum(x: Tensor) -> Tensor:
             out = self.drop_path(self.residual_branch(x))
@@ -65,11 +67,13 @@ class DropPathMixin:
 
 
 class BasicBlock(DropPathMixin, mmdet_resnet.BasicBlock):
-    """mmdet's ``BasicBlock`` with stochastic depth (:class:`DropPathMixin`)."""
+    """mmdet's ``BasicBlock`` with stochastic depth
+    (:class:`DropPathMixin`)."""
 
 
 class Bottleneck(DropPathMixin, mmdet_resnet.Bottleneck):
-    """mmdet's ``Bottleneck`` with stochastic depth (:class:`DropPathMixin`)."""
+    """mmdet's ``Bottleneck`` with stochastic depth
+    (:class:`DropPathMixin`)."""
 
 
 class BaseResNet(ReturnsSelfOnTrain, mmdet_resnet.ResNet):
