@@ -678,7 +678,7 @@ def test_drop_path_rate(subject):
     those of the same weights without stochastic depth."""
     if isinstance(subject.build(), MMDetResNet) and not subject.ours:
         pytest.skip('mmdet\'s ResNet has no drop_path_rate argument')
-    plain = subject.build()
+    plain = subject.build(drop_path_rate=0.)
     model = subject.build(drop_path_rate=0.5)
     model.load_state_dict(plain.state_dict())
     residual = blocks(model)
