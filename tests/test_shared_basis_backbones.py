@@ -219,8 +219,8 @@ def test_plugins_and_out_indices():
 
 
 @pytest.mark.parametrize('kwargs,match', [
-    (dict(depth=42), r'unknown depth=42; expected one of \[18, 34, 50, 101, '
-     r'152\]'),
+    (dict(depth=42), r'depth must be one of \(18, 34, 50, 101, 152\), '
+     r'got depth=42'),
     (dict(depth=50, share='conv3'), r"unknown share='conv3'"),
     (dict(depth=34), 'shared_rank must be an integer >= 1 for depth=34, got '
      'shared_rank=None'),

@@ -318,6 +318,35 @@ def test_zero_init_residual():
     assert model.layer1[0].norm3.weight.abs().sum() > 0
 
 
+def test_drop_path_on_each_residual_branch():
+    """drop_path_rate: in training, each TiedBottleneck's residual branch is
+    dropped per sample with its rate (rising linearly over the 16 blocks
+    from 0 to drop_path_rate, as in mmpretrain's ResNet) and kept ones are
+    scaled by 1 / (1 - rate) (mmcv's DropPath), before the identity is
+    added; in eval mode the branch is kept whole."""
+    model = MMDET_MODELS.build(dict(TINY, drop_path_rate=0.5))
+    blocks = model.residual_blocks()
+    assert len(blocks) == 16
+    assert type(blocks[0].drop_path) is nn.Identity
+    assert [block.drop_path.drop_prob for block in blocks[1:]
+            ] == pytest.approx([0.5 * i / 15 for i in range(1, 16)])
+    block = model.layer4[0]  # strided, with a projection shortcut
+    rate = block.drop_path.drop_prob
+    x = torch.randn(16, 256, 4, 4, generator=torch.Generator().manual_seed(0))
+    model.train()
+    torch.manual_seed(0)
+    out = block(x)
+    torch.manual_seed(0)
+    kept = (1 - rate + torch.rand(16, 1, 1, 1)).floor()
+    assert 0 < kept.sum() < 16
+    branch, shortcut = block.residual_branch(x), block.downsample(x)
+    torch.testing.assert_close(
+        out, torch.relu(branch * kept / (1 - rate) + shortcut))
+    model.eval()
+    branch, shortcut = block.residual_branch(x), block.downsample(x)
+    torch.testing.assert_close(block(x), torch.relu(branch + shortcut))
+
+
 @pytest.mark.parametrize('backbone, match', [
     (dict(TINY, base_width=18), r'split_blocks\[2\] \* groups'),
     (dict(TINY, type='TiedResNeXt', base_width=16, groups=8),

@@ -4,7 +4,8 @@ The backbones are mmdet's :class:`~mmdet.models.backbones.ResNet` with
 :class:`TiedBottleneck` blocks, built the way mmdet builds ResNeXt (a
 bottleneck subclass and an overridden ``make_res_layer``), so ``out_indices``,
 ``frozen_stages``, ``norm_cfg``, ``norm_eval``, ``with_cp``, ``plugins`` and
-``init_cfg`` are mmdet's own.
+``init_cfg`` are mmdet's own, and ``drop_path_rate`` is mmpretrain's (see
+:class:`~sharedbasis_mm.backbones.base_resnet.BaseResNet`).
 
 Design (what the paper leaves open is marked *chosen*; the numbers it gives
 are in the README):
@@ -34,8 +35,8 @@ from mmdet.models.layers import ResLayer
 from torch import Tensor
 
 from ..registry import MODELS
-from ..utils.validation import check_positive_int
-from .base_resnet import BaseResNet
+from ..utils.validation import check_choice, check_int, check_positive_int
+from .base_resnet import BaseResNet, DropPathMixin
 
 MIXERS = ('sum', 'cat')
 
@@ -71,9 +72,7 @@ class TiedSplitConv(nn.Module):
                  mixer: str = 'sum',
                  norm_cfg: dict = dict(type='BN')) -> None:
         super().__init__()
-        if mixer not in MIXERS:
-            raise ValueError(f'TiedSplitConv: mixer must be one of {MIXERS}, '
-                             f'got mixer={mixer!r}')
+        check_choice('mixer', mixer, MIXERS, owner=type(self).__name__)
         split_width = in_channels // len(split_blocks)
         conv_type = 'TGC' if groups > 1 else 'TBC'
         self.splits = nn.ModuleList(
@@ -108,7 +107,7 @@ class TiedSplitConv(nn.Module):
         return out + self.mixer(fused)
 
 
-class TiedBottleneck(ResNeXtBottleneck):
+class TiedBottleneck(DropPathMixin, ResNeXtBottleneck):
     """The TiedBottleneck of Figure 4a (TiedResNet) and 4b (TiedResNeXt).
 
     mmdet's ResNeXt bottleneck with ``width = splits * w`` channels, whose
@@ -116,28 +115,29 @@ class TiedBottleneck(ResNeXtBottleneck):
     3 x 3 convolution is a :class:`TiedSplitConv`; the exit 1 x 1 convolution
     stays plain. ``groups > 1`` makes the 3 x 3 parts TGC (TiedResNeXt). An SE
     module is a plugin at ``after_conv3`` (see :class:`TiedSEResNet`).
-    ``conv_cfg`` applies to the exit convolution only.
+    ``conv_cfg`` applies to the exit convolution only. The residual branch
+    goes through ``drop_path`` (stochastic depth, :class:`DropPathMixin`).
+
+    The tied settings have no defaults here: :class:`TiedResNet` gives them
+    (its defaults are the paper's TiedResNet).
 
     Args:
         inplanes (int): Input channels.
         planes (int): ``base_channels * 2**i`` at stage ``i``; the output has
             ``4 * planes`` channels.
         splits (int): Number of parts s of the 3 x 3 stage, at least 2.
-            Defaults to 4.
         base_width (int): Part width w at the first stage; it doubles with
-            each stage. Defaults to 32.
-        base_channels (int): ``planes`` of the first stage. Defaults to 64.
+            each stage.
         split_blocks (Sequence[int]): Block number B of each part, one per
-            part. Defaults to ``(1, 2, 4, 8)``.
+            part.
         entry_blocks (int): Block number B of the entry 1 x 1 TBC.
-            Defaults to 2.
-        groups (int): Groups inside each 3 x 3 TBC block (TGC). Defaults to 1.
+        groups (int): Groups inside each 3 x 3 TBC block (TGC).
         mixer (str): Fusion of the parts read by the mixer, ``'sum'`` or
-            ``'cat'``. Defaults to ``'sum'``.
+            ``'cat'``.
+        base_channels (int): ``planes`` of the first stage. Defaults to 64.
         **kwargs: The arguments of mmdet's ``Bottleneck`` (``stride``,
             ``dilation``, ``downsample``, ``style``, ``with_cp``,
-            ``conv_cfg``, ``norm_cfg``, ``plugins``, ``init_cfg``); ``dcn``
-            is not supported.
+            ``conv_cfg``, ``norm_cfg``, ``plugins``, ``init_cfg``).
     """
 
     expansion = 4
@@ -145,18 +145,18 @@ class TiedBottleneck(ResNeXtBottleneck):
     def __init__(self,
                  inplanes: int,
                  planes: int,
-                 splits: int = 4,
-                 base_width: int = 32,
+                 *,
+                 splits: int,
+                 base_width: int,
+                 split_blocks: Sequence[int],
+                 entry_blocks: int,
+                 groups: int,
+                 mixer: str,
                  base_channels: int = 64,
-                 split_blocks: Sequence[int] = (1, 2, 4, 8),
-                 entry_blocks: int = 2,
-                 groups: int = 1,
-                 mixer: str = 'sum',
                  **kwargs) -> None:
         split_width = planes * base_width // base_channels
         self._check_args(inplanes, planes, splits, base_width, split_width,
-                         split_blocks, entry_blocks, groups,
-                         kwargs.get('dcn'))
+                         split_blocks, entry_blocks, groups)
         # ResNeXt's width rule with `splits` groups gives width = splits * w
         super().__init__(
             inplanes,
@@ -185,23 +185,19 @@ class TiedBottleneck(ResNeXtBottleneck):
     @staticmethod
     def _check_args(inplanes: int, planes: int, splits: int, base_width: int,
                     split_width: int, split_blocks: Sequence[int],
-                    entry_blocks: int, groups: int, dcn: dict) -> None:
-        """Raise a ValueError naming the argument of a bad configuration."""
+                    entry_blocks: int, groups: int) -> None:
+        """Raise an error naming the argument of a bad configuration."""
         name = 'TiedBottleneck'
-        for arg, value in (('splits', splits), ('base_width', base_width),
+        check_int('splits', splits, min_value=2, owner=name)
+        for arg, value in (('base_width', base_width),
                            ('entry_blocks', entry_blocks), ('groups',
                                                             groups)):
             check_positive_int(arg, value, owner=name)
-        if splits < 2:
-            raise ValueError(f'{name}: splits must be at least 2 (one split '
-                             f'is a plain bottleneck), got splits={splits}')
         if len(split_blocks) != splits:
             raise ValueError(
                 f'{name}: split_blocks must give one block number per split, '
                 f'got split_blocks={tuple(split_blocks)} of length '
                 f'{len(split_blocks)} for splits={splits}')
-        if dcn is not None:
-            raise ValueError(f'{name}: dcn is not supported, got dcn={dcn}')
         for j, blocks in enumerate(split_blocks):
             check_positive_int(f'split_blocks[{j}]', blocks, owner=name)
             if split_width % (blocks * groups) != 0:
@@ -240,9 +236,10 @@ class TiedResNet(BaseResNet):
             Defaults to 2.
         groups (int): Groups inside each 3 x 3 TBC block. Defaults to 1.
         mixer (str): ``'sum'`` or ``'cat'``. Defaults to ``'sum'``.
-        **kwargs: The arguments of mmdet's ``ResNet`` (``out_indices``,
-            ``frozen_stages``, ``norm_cfg``, ``norm_eval``, ``with_cp``,
-            ``plugins``, ``init_cfg``, ...).
+        **kwargs: The arguments of :class:`BaseResNet` (``drop_path_rate``)
+            and of mmdet's ``ResNet`` (``out_indices``, ``frozen_stages``,
+            ``norm_cfg``, ``norm_eval``, ``with_cp``, ``plugins``,
+            ``init_cfg``, ...).
     """
 
     arch_settings = {
