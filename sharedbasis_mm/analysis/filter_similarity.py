@@ -378,10 +378,10 @@ def plot_similarity_histograms(curves: Dict[str, Dict[str, dict]]):
         for model_name, summary in curves.items():
             if layer not in summary:
                 continue
-            edges = np.asarray(summary[layer]['bin_edges'])
-            axes.plot((edges[:-1] + edges[1:]) / 2,
-                      summary[layer]['histogram'],
-                      label=f"{model_name} (mean {summary[layer]['mean']:.3f})")
+            entry = summary[layer]
+            edges = np.asarray(entry['bin_edges'])
+            axes.plot((edges[:-1] + edges[1:]) / 2, entry['histogram'],
+                      label=f"{model_name} (mean {entry['mean']:.3f})")
         axes.set_title(layer, fontsize=9)
         axes.set_xlabel('cosine similarity')
         axes.set_ylabel('fraction of filter pairs')

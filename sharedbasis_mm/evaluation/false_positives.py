@@ -77,11 +77,12 @@ def results_to_detections(results: Sequence[dict],
     for index, result in enumerate(results):
         if not (isinstance(result, dict) and 'img_id' in result
                 and isinstance(result.get('pred_instances'), dict)):
+            keys = (f' with keys {list(result)}'
+                    if isinstance(result, dict) else '')
             raise ValueError(
                 f'result {index} is not a detection result of mmdet\'s '
                 'tools/test.py --out (a dict with img_id and pred_instances); '
-                f'got {type(result).__name__}'
-                f'{" with keys " + str(list(result)) if isinstance(result, dict) else ""}')
+                f'got {type(result).__name__}{keys}')
         instances = result['pred_instances']
         labels = _numpy(instances['labels']).astype(np.int64).reshape(-1)
         bad = labels[(labels < 0) | (labels >= len(category_ids))]
