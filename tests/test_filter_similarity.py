@@ -10,12 +10,11 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.analysis.filter_similarity import (
-    GuidedReLU, GuidedReLUFunction, convolution_names, filter_similarity,
-    generated_images, guided_backprop_patterns, guided_relus,
-    preprocess_images, sample_filters, similarity_histogram,
-    similarity_summary)
+    GuidedReLU, GuidedReLUFunction, build_model_with_preprocessor,
+    convolution_names, filter_similarity, generated_images,
+    guided_backprop_patterns, guided_relus, preprocess_images, sample_filters,
+    similarity_histogram, similarity_summary)
 from sharedbasis_mm.layers import TiedBlockConv2d
 from sharedbasis_mm.utils.checkpoint_fit import first_unfit_key
 from tool_loading import load_tool
@@ -171,7 +170,7 @@ def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp('filter_similarity')
     models = {}
     for name, config in (('resnet', RESNET50), ('tied', TIEDRESNET50)):
-        model = build_model_from_config(Config.fromfile(config))
+        model = build_model_with_preprocessor(Config.fromfile(config))
         path = str(folder / f'{name}.pth')
         torch.save(dict(state_dict=model.state_dict()), path)
         models[name] = (model, path)
@@ -239,3 +238,13 @@ def test_tool_refuses_unknown_layer_and_unfit_checkpoint(checkpoints,
                        'missing from the checkpoint'):
         run_tool(TIEDRESNET50, resnet_path, '--layers', LAYER,
                  '--out-dir', str(tmp_path))
+
+
+def test_images_are_preprocessed_as_the_config_says(checkpoints):
+    model, _ = checkpoints['resnet']
+    images = generated_images(2, 32)
+    # mmpretrain's ImageNet settings: BGR to RGB, then mean and std
+    mean = torch.tensor([123.675, 116.28, 103.53])[:, None, None]
+    std = torch.tensor([58.395, 57.12, 57.375])[:, None, None]
+    torch.testing.assert_close(preprocess_images(model, images),
+                               (images.flip(1) - mean) / std)

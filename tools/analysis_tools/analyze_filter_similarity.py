@@ -33,10 +33,10 @@ import mmcv  # noqa: E402
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
-from sharedbasis_mm.analysis import build_model_from_config  # noqa: E402
 from sharedbasis_mm.analysis.filter_similarity import (  # noqa: E402
-    filter_similarity, generated_images, plot_similarity_histograms,
-    plot_similarity_matrix, preprocess_images, similarity_summary)
+    build_model_with_preprocessor, filter_similarity, generated_images,
+    plot_similarity_histograms, plot_similarity_matrix, preprocess_images,
+    similarity_summary)
 from sharedbasis_mm.utils.checkpoint_fit import (  # noqa: E402
     load_fitting_checkpoint)
 from sharedbasis_mm.utils.validation import (check_file,  # noqa: E402
@@ -133,7 +133,7 @@ def analyse_model(args: argparse.Namespace, config: str, checkpoint: str,
     cfg = Config.fromfile(check_file(config, 'config'))
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    model = build_model_from_config(cfg)
+    model = build_model_with_preprocessor(cfg)
     try:
         load_fitting_checkpoint(model, checkpoint)
     except (OSError, ValueError) as error:
