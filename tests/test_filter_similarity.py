@@ -225,8 +225,16 @@ def test_tool_on_resnet50_and_tiedresnet50(checkpoints, tmp_path, capsys):
 
 
 def test_tool_refuses_unknown_layer_and_unfit_checkpoint(checkpoints,
-                                                         tmp_path):
+                                                         tmp_path, capsys):
     _, resnet_path = checkpoints['resnet']
+    for models, options in (([RESNET50, resnet_path], ['--num-filters', '1']),
+                            ([RESNET50, resnet_path, RESNET50], [])):
+        with pytest.raises(SystemExit):
+            run_tool(*models, '--layers', LAYER, '--out-dir', str(tmp_path),
+                     *options)
+    err = capsys.readouterr().err
+    assert '--num-filters must be an integer >= 2, got --num-filters=1' in err
+    assert 'expected CONFIG CHECKPOINT pairs, got an odd number' in err
     with pytest.raises(SystemExit, match=r"layer 'backbone\.nope' is not a "
                        r'convolution .*backbone\.conv1, '
                        r'backbone\.layer1\.0\.conv1'):

@@ -183,7 +183,8 @@ def test_tool_writes_the_counts_of_each_model(tmp_path, capsys):
         == ['00_4.png', '01_1.png']
 
 
-def test_tool_refuses_a_result_that_is_no_detection_pickle(tmp_path):
+def test_tool_refuses_a_result_that_is_no_detection_pickle(tmp_path,
+                                                           capsys):
     ann_file = tmp_path / 'ann.json'
     ann_file.write_text(json.dumps(DATASET))
     bad = tmp_path / 'bad.pkl'
@@ -193,7 +194,11 @@ def test_tool_refuses_a_result_that_is_no_detection_pickle(tmp_path):
         load_tool('analysis_tools/visualize_occlusion').main([
             str(ann_file), str(bad), '--labels', 'x', '--out-dir',
             str(tmp_path / 'out')])
-    with pytest.raises(SystemExit):
-        load_tool('analysis_tools/visualize_occlusion').main([
-            str(ann_file), str(bad), '--labels', 'x', 'y', '--out-dir',
-            str(tmp_path / 'out')])
+    for results, labels in (([bad], ['x', 'y']), ([bad, bad], ['x', 'x'])):
+        with pytest.raises(SystemExit):
+            load_tool('analysis_tools/visualize_occlusion').main([
+                str(ann_file), *map(str, results), '--labels', *labels,
+                '--out-dir', str(tmp_path / 'out')])
+    err = capsys.readouterr().err
+    assert 'expected one name per RESULT (1), got 2' in err
+    assert "expected distinct names, got ['x', 'x']" in err

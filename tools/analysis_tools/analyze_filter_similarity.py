@@ -88,9 +88,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error('expected CONFIG CHECKPOINT pairs, got an odd number '
                      f'of paths: {args.models}')
     try:
-        for option in ('num_images', 'num_filters', 'bins', 'batch_size'):
+        for option in ('num_images', 'bins', 'batch_size'):
             check_positive_int(f'--{option.replace("_", "-")}',
                                getattr(args, option))
+        # a similarity needs a pair of filters
+        check_int('--num-filters', args.num_filters, min_value=2)
         check_int('--seed', args.seed, min_value=0)
         check_int('--image-size', args.image_size, min_value=8)
     except ValueError as error:

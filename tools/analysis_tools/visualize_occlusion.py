@@ -85,6 +85,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     if len(args.labels) != len(args.results):
         parser.error(f'--labels: expected one name per RESULT '
                      f'({len(args.results)}), got {len(args.labels)}')
+    if len(set(args.labels)) != len(args.labels):
+        parser.error(f'--labels: expected distinct names, got {args.labels}')
     try:
         check_number('--iou', args.iou, min_value=0, max_value=1,
                      min_inclusive=False)
