@@ -75,6 +75,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='histogram bins over [-1, 1]')
     parser.add_argument('--batch-size', type=int, default=8,
                         help='images back-propagated together')
+    parser.add_argument('--device', default='cpu',
+                        help='device of the models, e.g. cuda:0')
     parser.add_argument('--out-dir', required=True,
                         help='where the JSON and PNG files go')
     parser.add_argument(
@@ -142,7 +144,8 @@ def analyse_model(args: argparse.Namespace, config: str, checkpoint: str,
         raise SystemExit(f'{config}: {error}')
     try:
         results = filter_similarity(
-            model, preprocess_images(model, images), args.layers,
+            model.to(args.device),
+            preprocess_images(model, images.to(args.device)), args.layers,
             args.num_filters, args.seed, args.batch_size)
     except ValueError as error:
         raise SystemExit(f'{config}: {error}')
