@@ -23,10 +23,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.config import Config
 from torch import Tensor
 from torch.nn.modules.conv import _ConvNd
-
-from mmengine.config import Config
 
 from ..backbones.tied_resnet import TiedSplitConv
 from ..layers import BasisConv2d, SharedBasisConv2d, TiedBlockConv2d
