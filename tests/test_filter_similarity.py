@@ -10,13 +10,13 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.analysis.filter_similarity import (
-    GuidedReLU, GuidedReLUFunction, build_model_with_preprocessor,
-    convolution_names, filter_similarity, generated_images,
+    GuidedReLU, GuidedReLUFunction, convolution_names, filter_similarity, generated_images,
     guided_backprop_patterns, guided_relus, preprocess_images, sample_filters,
     similarity_histogram, similarity_summary)
 from sharedbasis_mm.layers import TiedBlockConv2d
-from sharedbasis_mm.utils.checkpoint_fit import first_unfit_key
+from sharedbasis_mm.utils.checkpoint import first_unfit_key
 from tool_loading import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -170,7 +170,7 @@ def checkpoints(tmp_path_factory):
     folder = tmp_path_factory.mktemp('filter_similarity')
     models = {}
     for name, config in (('resnet', RESNET50), ('tied', TIEDRESNET50)):
-        model = build_model_with_preprocessor(Config.fromfile(config))
+        model = build_model_from_config(Config.fromfile(config))
         path = str(folder / f'{name}.pth')
         torch.save(dict(state_dict=model.state_dict()), path)
         models[name] = (model, path)

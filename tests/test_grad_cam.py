@@ -14,8 +14,8 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate
 
-from sharedbasis_mm.analysis.filter_similarity import (
-    build_model_with_preprocessor, generated_images)
+from sharedbasis_mm.analysis import build_model_from_config
+from sharedbasis_mm.analysis.filter_similarity import generated_images
 
 cam_image = pytest.importorskip(
     'pytorch_grad_cam.utils.image',
@@ -59,7 +59,7 @@ def test_vis_cam_draws_the_grad_cam_of_the_last_stage(config, tmp_path,
     torch.manual_seed(0)
     cfg = Config.fromfile(osp.join(ROOT, config))
     cfg.merge_from_dict(SMALL_PIPELINE)
-    model = build_model_with_preprocessor(cfg).eval()
+    model = build_model_from_config(cfg).eval()
     checkpoint = str(tmp_path / 'model.pth')
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
     image_path = str(tmp_path / 'image.png')

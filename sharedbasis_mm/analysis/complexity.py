@@ -31,14 +31,20 @@ def count_flops(model: nn.Module, input_shape: Tuple[int, ...]) -> int:
 
 
 def build_model_from_config(cfg: Config) -> nn.Module:
-    """Build ``cfg.model`` in the config's default scope (CPU).
+    """Build ``cfg.model`` in the config's default scope (CPU), as mmengine's
+    Runner does: with the config's top-level ``data_preprocessor``
+    (mmpretrain's configs put the normalization there) unless the model has
+    its own.
 
     The scope is set for the build only; the current default scope is left
     as it was.
     """
+    model = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:
+        model.setdefault('data_preprocessor', cfg.data_preprocessor)
     scope = cfg.get('default_scope', 'mmpretrain')
     with DefaultScope.overwrite_default_scope(scope):
-        return MODELS.build(cfg.model)
+        return MODELS.build(model)
 
 
 def complexity_row(config_path: str,

@@ -31,7 +31,6 @@ from ..backbones.tied_resnet import TiedSplitConv
 from ..layers import BasisConv2d, SharedBasisConv2d, TiedBlockConv2d
 from ..utils.validation import check_int, check_positive_int
 from .coefficients import mean_off_diagonal
-from .complexity import build_model_from_config
 
 # modules whose output is a convolution's: their own children (a TBC's thin
 # nn.Conv2d, a shared-basis layer's basis, the TBCs and mixer of the 3 x 3
@@ -408,15 +407,6 @@ def generated_images(num_images: int, size: int, seed: int = 0) -> Tensor:
     smooth = F.interpolate(coarse, size=(size, size), mode='bilinear',
                            align_corners=False)
     return (0.8 * smooth + 0.2 * fine) * 255
-
-
-def build_model_with_preprocessor(cfg: Config) -> nn.Module:
-    """Build ``cfg.model`` as mmengine's Runner does: with the config's
-    top-level ``data_preprocessor`` (mmpretrain's configs put the
-    normalization there) unless the model has its own."""
-    cfg = cfg.copy()
-    cfg.model.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
-    return build_model_from_config(cfg)
 
 
 def preprocess_images(model: nn.Module, images: Tensor) -> Tensor:

@@ -4,7 +4,7 @@ a classifier checkpoint into a backbone checkpoint."""
 import pickle
 import re
 from collections import OrderedDict
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -103,12 +103,36 @@ def load_checkpoint_file(path: str) -> dict:
     return checkpoint
 
 
+def first_unfit_key(model: nn.Module,
+                    state_dict: Dict[str, Tensor]) -> Optional[str]:
+    """What is wrong with the first key of ``state_dict`` that does not fit
+    ``model``, None when all fit.
+
+    The model's keys are checked in their order (a key missing from the
+    checkpoint, or of another shape), then the checkpoint's (a key the model
+    does not have).
+    """
+    expected = model.state_dict()
+    for key, value in expected.items():
+        if key not in state_dict:
+            return f'{key!r} is missing from the checkpoint'
+        given = getattr(state_dict[key], 'shape', None)
+        if given is not None and tuple(given) != tuple(value.shape):
+            return (f'{key!r} has shape {tuple(given)} in the checkpoint and '
+                    f'{tuple(value.shape)} in the model')
+    for key in state_dict:
+        if key not in expected:
+            return f'{key!r} of the checkpoint is not in the model'
+    return None
+
+
 def load_model_checkpoint(model: nn.Module,
                           path: str,
                           strict: bool = True) -> dict:
     """Load the ``state_dict`` of the checkpoint file ``path`` into
     ``model``, as mmengine's ``load_checkpoint`` does (a ``module.``
-    prefix is dropped), with errors naming the file.
+    prefix is dropped), with errors naming the file (and, with ``strict``,
+    the first key that does not fit: :func:`first_unfit_key`).
 
     Returns:
         dict: The checkpoint.
@@ -117,7 +141,10 @@ def load_model_checkpoint(model: nn.Module,
     state_dict = checkpoint.get('state_dict', checkpoint)
     state_dict = OrderedDict((re.sub(r'^module\.', '', key), value)
                              for key, value in state_dict.items())
+    unfit = first_unfit_key(model, state_dict) if strict else None
     try:
+        if unfit is not None:
+            raise RuntimeError(unfit)
         load_state_dict(model, state_dict, strict=strict)
     except RuntimeError as error:
         raise RuntimeError(f'the checkpoint {path!r} does not fit the '

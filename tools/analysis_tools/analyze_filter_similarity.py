@@ -22,26 +22,28 @@ Example:
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
+import argparse
+import json
+import os
+from typing import Dict, List, Optional, Tuple
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-from typing import Dict, List, Optional, Tuple  # noqa: E402
+import mmcv
+import torch
+from mmengine.config import Config, DictAction
 
-import mmcv  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-
-from sharedbasis_mm.analysis.filter_similarity import (  # noqa: E402
-    build_model_with_preprocessor, filter_similarity, generated_images,
+from sharedbasis_mm.analysis import build_model_from_config
+from sharedbasis_mm.analysis.filter_similarity import (
+    filter_similarity, generated_images,
     plot_similarity_histograms, plot_similarity_matrix, preprocess_images,
     similarity_summary)
-from sharedbasis_mm.utils.checkpoint_fit import (  # noqa: E402
-    load_fitting_checkpoint)
-from sharedbasis_mm.utils.validation import (check_file,  # noqa: E402
+from sharedbasis_mm.utils import load_model_checkpoint
+from sharedbasis_mm.utils.validation import (check_file,
                                              check_int, check_positive_int,
                                              load_json_file)
+
+from tool_utils import DefaultsHelpFormatter
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 JSON_NAME = 'filter_similarity.json'
@@ -50,7 +52,7 @@ HISTOGRAM_NAME = 'filter_similarity_histogram.png'
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description='Pairwise cosine similarity of the guided '
         'back-propagation patterns of sampled filters of named layers '
         '(Figures 1 and 9 of Tied Block Convolution).')
@@ -137,10 +139,10 @@ def analyse_model(args: argparse.Namespace, config: str, checkpoint: str,
     cfg = Config.fromfile(check_file(config, 'config'))
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    model = build_model_with_preprocessor(cfg)
+    model = build_model_from_config(cfg)
     try:
-        load_fitting_checkpoint(model, checkpoint)
-    except (OSError, ValueError) as error:
+        load_model_checkpoint(model, checkpoint)
+    except (OSError, ValueError, RuntimeError) as error:
         raise SystemExit(f'{config}: {error}')
     try:
         results = filter_similarity(

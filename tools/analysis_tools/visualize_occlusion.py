@@ -25,26 +25,28 @@ Example:
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # tools/
+import tool_utils  # noqa: E402,F401,I001 (first: see tools/tool_utils)
+import argparse
+import json
+import math
+import os
+import pickle
+from typing import Dict, List, Optional
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import pickle  # noqa: E402
-from typing import Dict, List, Optional  # noqa: E402
+import numpy as np
+from mmengine.fileio import load
 
-import numpy as np  # noqa: E402
-from mmengine.fileio import load  # noqa: E402
-
-from sharedbasis_mm.evaluation import (DEFAULT_BIN_EDGES,  # noqa: E402
+from sharedbasis_mm.evaluation import (DEFAULT_BIN_EDGES,
                                        check_bin_edges, compute_occlusion,
                                        load_coco_annotations, occlusion_bins)
-from sharedbasis_mm.evaluation.false_positives import (  # noqa: E402
+from sharedbasis_mm.evaluation.false_positives import (
     Detections, false_positives_per_bin, image_false_positives,
     results_to_detections)
-from sharedbasis_mm.utils.validation import (check_file,  # noqa: E402
+from sharedbasis_mm.utils.validation import (check_file,
                                              check_number)
+
+from tool_utils import DefaultsHelpFormatter
 
 JSON_NAME = 'false_positives.json'
 PLOT_NAME = 'false_positives.png'
@@ -52,7 +54,7 @@ PLOT_NAME = 'false_positives.png'
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
         description='False positives per image against the occlusion ratio, '
         'and the most occluded images with each model\'s detections '
         '(Figure 7c of Tied Block Convolution).')
