@@ -154,6 +154,25 @@ def test_architecture_section_names_the_package_folders():
             assert osp.isdir(osp.join(ROOT, top, folder)), f'{top}/{folder}'
 
 
+def test_tools_section_lists_every_tool():
+    """Every command-line tool of tools/ (a shell script or a Python file
+    with a ``__main__`` block; the launcher and the plumbing aside) is in
+    the README's tool list."""
+    text = section(read(README), 'Tools')
+    tools = []
+    for path in glob.glob(osp.join(ROOT, 'tools', '**', '*.*'),
+                          recursive=True):
+        name = osp.basename(path)
+        if 'tool_utils' in path or name == 'dist_launch.sh':
+            continue
+        if name.endswith('.sh') or (name.endswith('.py')
+                                    and "__name__ == '__main__'" in read(path)):
+            tools.append(name)
+    assert len(tools) >= 20
+    for name in tools:
+        assert f'{name}`' in text, f'tools/**/{name} is not in "## Tools"'
+
+
 @pytest.mark.parametrize('page', PAGES, ids=lambda p: osp.relpath(p, ROOT))
 def test_relative_links_resolve(page):
     text = CODE_BLOCK.sub('', read(page))
