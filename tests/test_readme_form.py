@@ -20,11 +20,11 @@ PACKAGE = osp.join(ROOT, 'sharedbasis_mm')
 MAX_LINES = 400
 MAX_BYTES = 24_000
 USAGE_WITHIN = 120
-PAPERS = {
-    '2006.05066': 'Learning Deeply Shared Filter Bases for Efficient ConvNets',
-    '2009.12021': 'Tied Block Convolution: Leaner and Better CNNs with '
-    'Shared Thinner Filters',
-}
+SHARED_BASIS_TITLE = ('Learning Deeply Shared Filter Bases for Efficient '
+                      'ConvNets')
+TBC_TITLE = ('Tied Block Convolution: Leaner and Better CNNs with Shared '
+             'Thinner Filters')
+PAPERS = {'2006.05066': SHARED_BASIS_TITLE, '2009.12021': TBC_TITLE}
 LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
 HEADING = re.compile(r'^(#{1,6})\s+(.*?)\s*$')
 CODE_BLOCK = re.compile(r'^```.*?^```', re.S | re.M)
@@ -133,8 +133,8 @@ def test_usage_config_builds():
     hook = HOOKS.build(cfg.custom_hooks[0])
     assert type(hook).__name__ == 'OrthogonalityLossHook'
     assert hook.loss_weight == 10.
-    assert METRICS.get(cfg.val_evaluator.type).__name__ == (
-        'CocoOcclusionRatioMetric')
+    metric = METRICS.get(cfg.val_evaluator.type)
+    assert metric.__name__ == 'CocoOcclusionRatioMetric'
 
 
 def test_architecture_section_names_the_package_folders():
@@ -165,8 +165,9 @@ def test_tools_section_lists_every_tool():
         name = osp.basename(path)
         if 'tool_utils' in path or name == 'dist_launch.sh':
             continue
-        if name.endswith('.sh') or (name.endswith('.py')
-                                    and "__name__ == '__main__'" in read(path)):
+        is_main = name.endswith('.py') and "__name__ == '__main__'" in read(
+            path)
+        if name.endswith('.sh') or is_main:
             tools.append(name)
     assert len(tools) >= 20
     for name in tools:
@@ -180,8 +181,8 @@ def test_relative_links_resolve(page):
         if re.match(r'[a-z]+:', target):
             continue  # https:, mailto:
         path, _, anchor = target.partition('#')
-        resolved = osp.normpath(osp.join(osp.dirname(page), path)) if (
-            path) else page
+        resolved = (osp.normpath(osp.join(osp.dirname(page), path))
+                    if path else page)
         assert osp.exists(resolved), f'{page}: broken link {target}'
         if anchor and resolved.endswith('.md'):
             assert anchor in anchors(resolved), (
