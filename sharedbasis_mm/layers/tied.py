@@ -12,12 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.modules.utils import _pair
 from torch.utils.benchmark import Timer
 
 from ..registry import MODELS
 from ..utils.validation import (check_bool, check_choice, check_divisible,
                                 check_positive_int)
+from .conv_attributes import ConvGeometry, ConvModuleAttributes
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -29,7 +29,7 @@ FASTEST_TBC_IMPL: Dict[Tuple, str] = {}
 
 @MODELS.register_module('TBC')
 @MODELS.register_module('TGC')
-class TiedBlockConv2d(nn.Module):
+class TiedBlockConv2d(ConvModuleAttributes, nn.Module):
     """Tied block convolution (TBC, eq. 3) and its group form (TGC, eq. 4).
 
     The input channels are split into ``blocks`` equal blocks and one filter
@@ -112,13 +112,8 @@ class TiedBlockConv2d(nn.Module):
                            ('out_channels', out_channels)):
             check_divisible(arg, value, 'blocks * groups', blocks * groups,
                             owner=name)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.blocks = blocks
         self.impl = impl
-        # The attributes mmcv's ConvModule exports from its conv.
-        self.transposed = False
-        self.output_padding = (0, 0)
         self.conv = nn.Conv2d(
             in_channels // blocks,
             out_channels // blocks,
@@ -128,6 +123,8 @@ class TiedBlockConv2d(nn.Module):
             dilation=dilation,
             groups=groups,
             bias=bias)
+        self.geometry = ConvGeometry.of(self.conv)._replace(
+            in_channels=in_channels, out_channels=out_channels)
 
     @property
     def weight(self) -> Tensor:
@@ -138,25 +135,6 @@ class TiedBlockConv2d(nn.Module):
     def bias(self) -> Union[Tensor, None]:
         """The tied bias, ``(C_out / B,)``, or None."""
         return self.conv.bias
-
-    @property
-    def kernel_size(self) -> Tuple[int, int]:
-        return self.conv.kernel_size
-
-    @property
-    def stride(self) -> Tuple[int, int]:
-        return self.conv.stride
-
-    @property
-    def padding(self) -> Union[Tuple[int, int], str]:
-        """``(pad_h, pad_w)``, or the string given (``'same'``,
-        ``'valid'``)."""
-        padding = self.conv.padding
-        return padding if isinstance(padding, str) else _pair(padding)
-
-    @property
-    def dilation(self) -> Tuple[int, int]:
-        return self.conv.dilation
 
     @property
     def groups(self) -> int:
