@@ -79,9 +79,9 @@ def complete_basis_cfg(block: type, basis_cfg: Optional[Dict],
     unknown = sorted(set(basis_cfg or {}) - set(keys))
     if unknown:
         given = ', '.join(f'basis_cfg.{k}={basis_cfg[k]!r}' for k in unknown)
-        raise ValueError(f'{owner}: {given} is not an argument of the '
-                         f'blocks, {block.__name__}; expected basis_cfg '
-                         f'keys among {keys}')
+        raise ValueError(f'{owner}: {given} given, which the blocks '
+                         f'({block.__name__}) do not take; expected '
+                         f'basis_cfg keys among {keys}')
     return {**block.basis_cfg_defaults, **(basis_cfg or {})}
 
 
@@ -170,6 +170,10 @@ class SharedBasisBasicBlock(BasicBlock):
         """``basis_cfg`` completed with the defaults; raise a TypeError or
         ValueError naming a bad key (``basis_cfg.<key>``) and its value."""
         cfg = complete_basis_cfg(cls, basis_cfg, owner)
+        if cfg['shared_rank'] is None:
+            raise ValueError(f'{owner}: basis_cfg.shared_rank is required '
+                             f'(the shared elements of each basis of the '
+                             f'first group), got basis_cfg={basis_cfg!r}')
         check_int('basis_cfg.shared_rank', cfg['shared_rank'], 1, owner=owner)
         check_int('basis_cfg.unique_rank', cfg['unique_rank'], 0, owner=owner)
         check_choice('basis_cfg.num_bases', cfg['num_bases'], (1, 2),

@@ -395,23 +395,22 @@ class SharedBasisConv2d(ConvModuleAttributes, nn.Module):
         check_positive_int('out_channels', out_channels, owner=owner)
         check_bool('bias', bias, owner=owner)
         check_basis_conv_cfg(owner, conv_cfg)
-        check_int('unique_rank', unique_rank, 0, owner=owner)
         if rank is not None:
+            # BasisConv2d checks rank and unique_rank <= rank
             warn_deprecated('SharedBasisConv2d(rank=R)',
                             'shared_rank=R - unique_rank')
-            check_int('rank', rank, max(unique_rank, 1), owner=owner)
-            shared_rank = rank - unique_rank
-        elif shared_rank is None and isinstance(shared_basis, nn.Parameter):
-            shared_rank = shared_basis.shape[0]
-        elif shared_rank is None:
-            raise ValueError(f'{owner}: shared_rank is required without a '
-                             f'shared_basis; expected the number of shared '
-                             f'elements (0 for none)')
-        check_int('shared_rank', shared_rank, 0 if unique_rank else 1,
-                  owner=owner)
-        rank = shared_rank + unique_rank
-        check_basis_norm_groups(norm_cfg, rank, 'shared_rank + unique_rank',
-                                owner)
+        else:
+            check_int('unique_rank', unique_rank, 0, owner=owner)
+            if shared_rank is None and isinstance(shared_basis,
+                                                  nn.Parameter):
+                shared_rank = shared_basis.shape[0]
+            elif shared_rank is None:
+                raise ValueError(f'{owner}: shared_rank is required without '
+                                 f'a shared_basis; expected the number of '
+                                 f'shared elements (0 for none)')
+            check_int('shared_rank', shared_rank, 0 if unique_rank else 1,
+                      owner=owner)
+            rank = shared_rank + unique_rank
         self.basis = BasisConv2d(
             in_channels,
             rank,
@@ -422,6 +421,8 @@ class SharedBasisConv2d(ConvModuleAttributes, nn.Module):
             groups=groups,
             unique_rank=unique_rank,
             shared_basis=shared_basis)
+        check_basis_norm_groups(norm_cfg, rank, 'shared_rank + unique_rank',
+                                owner)
         self.geometry = self.basis.geometry._replace(
             out_channels=out_channels)
         self.norm = build_norm_layer(norm_cfg, rank)[1] if norm_cfg else None
