@@ -326,3 +326,49 @@ def test_fused_backbones_match_unfused():
             for m in model.modules())
         for out, ref in zip(model(x), expected):
             assert (out - ref).norm() / ref.norm() < 1e-4
+
+
+def test_res_layer_with_the_downsample_last_as_mmdet():
+    """downsample_first=False: the blocks keep the input width and the last
+    one downsamples, as mmdet's ResLayer builds them."""
+    from mmdet.models.backbones.resnet import BasicBlock
+    from mmdet.models.layers import ResLayer
+
+    from sharedbasis_mm.backbones.shared_basis_resnet import (
+        SharedBasisBasicBlock, SharedBasisResLayer)
+    torch.manual_seed(0)
+    theirs = ResLayer(BasicBlock, 16, 32, 3, stride=2,
+                      downsample_first=False).eval()
+    plain = SharedBasisResLayer(SharedBasisBasicBlock, 16, 32, 3, stride=2,
+                                downsample_first=False).eval()
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()}
+    plain.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 16, 8, 8)
+    torch.testing.assert_close(plain(x), theirs(x))
+    sharing = SharedBasisResLayer(
+        SharedBasisBasicBlock, 16, 32, 3, stride=2, downsample_first=False,
+        basis_cfg=dict(shared_rank=8, unique_rank=1)).eval()
+    assert sharing.shared_basis.shape == (8, 16, 3, 3)
+    assert [block.downsample is not None for block in sharing] == [
+        False, False, True]
+    assert sharing[2].conv1.stride == (2, 2)
+    assert not isinstance(sharing[2].conv1, SharedBasisConv2d)
+    assert all(block.conv2.shared_basis is sharing.shared_basis
+               for block in list(sharing)[:2])
+    assert sharing(x).shape == (2, 32, 4, 4)
+
+
+def test_basis_norm_groups_that_do_not_divide_the_rank_are_named():
+    with pytest.raises(
+            ValueError,
+            match=r'SharedBasisBasicBlock: basis_cfg.shared_rank \+ '
+            r'basis_cfg.unique_rank=9 basis responses cannot be split into '
+            r"the num_groups=2 groups of the norm after the basis \(\{'type': "
+            r"'GN', 'num_groups': 2"):
+        small_resnet(depth=18, norm_cfg=dict(type='GN', num_groups=2),
+                     basis_cfg=dict(shared_rank=8, unique_rank=1))
+    # ranks the groups divide build
+    model = small_resnet(depth=18, norm_cfg=dict(type='GN', num_groups=2),
+                         basis_cfg=dict(shared_rank=8, unique_rank=2))
+    assert model.layer1[1].conv1.norm.num_groups == 2
