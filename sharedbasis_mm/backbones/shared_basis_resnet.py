@@ -31,7 +31,7 @@ Each group (:class:`SharedBasisResLayer`) makes its bases (the block class'
 ``layer<i>.shared_basis`` for BasicBlocks with ``num_bases=1``, else
 ``layer<i>.shared_basis_<conv>``) and hands them to its blocks.
 """
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -64,112 +64,142 @@ DEPRECATED_SHARING_ARGS = dict(
     basis_norm_cfg='norm_cfg',
     share='share')
 
-_NormCfg = Union[Dict, str, None]
+class SharingBlockMixin:
+    """Mixin of a residual block that can share its group's filter bases.
 
-
-def complete_basis_cfg(block: type, basis_cfg: Optional[Dict],
-                       owner: str) -> Dict:
-    """``basis_cfg`` with the defaults of ``block.basis_cfg_defaults``;
-    raise unless it is a dict (or None) of those keys only."""
-    if basis_cfg is not None and not isinstance(basis_cfg, dict):
-        raise TypeError(f'{owner}: basis_cfg must be a dict of the sharing '
-                        f'arguments of {block.__name__} (or None), got '
-                        f'basis_cfg={basis_cfg!r}')
-    keys = sorted(block.basis_cfg_defaults)
-    unknown = sorted(set(basis_cfg or {}) - set(keys))
-    if unknown:
-        given = ', '.join(f'basis_cfg.{k}={basis_cfg[k]!r}' for k in unknown)
-        raise ValueError(f'{owner}: {given} given, which the blocks '
-                         f'({block.__name__}) do not take; expected '
-                         f'basis_cfg keys among {keys}')
-    return {**block.basis_cfg_defaults, **(basis_cfg or {})}
-
-
-def group_bases(owner: str, bases: Optional[Dict[str, nn.Parameter]],
-                names: Sequence[str]) -> Dict[str, nn.Parameter]:
-    """``bases``, which must hold every name of ``names``: a sharing block
-    uses the bases of its group (made by its class' ``make_bases``)."""
-    missing = [name for name in names if name not in (bases or {})]
-    if missing:
-        raise ValueError(
-            f'{owner}: a block sharing filter bases uses those of its group; '
-            f'expected bases with {missing}, made by {owner}.make_bases and '
-            f'owned by the group (SharedBasisResLayer)')
-    return bases
-
-
-class SharedBasisBasicBlock(BasicBlock):
-    """A BasicBlock whose two 3 x 3 convolutions share filter bases.
-
-    With ``basis_cfg=None`` it is mmdet's plain ``BasicBlock``.
+    The block takes its sharing arguments as one block config,
+    ``basis_cfg`` (None for the plain block), checked by its class
+    (:meth:`check_basis_cfg`, the keys of :attr:`basis_cfg_defaults`), and
+    the group's bases, ``bases``: the group makes them with
+    :meth:`make_bases`, owns them and hands them to every sharing block,
+    which uses them in :meth:`share_bases`.
 
     Args:
-        basis_cfg (dict, optional): The sharing arguments (the defaults
-            fill the keys not given):
-
-            - ``shared_rank`` (int): shared elements of each basis.
-              Required.
-            - ``unique_rank`` (int): elements unique to each convolution.
-              Defaults to 1.
-            - ``num_bases`` (int): 1 (both convolutions on one basis) or 2
-              (one basis each). Defaults to 1.
-            - ``norm_cfg`` (dict | str | None): the norm over each
-              convolution's basis responses: a norm config, None for none,
-              or ``'norm_cfg'`` for the block's ``norm_cfg``. Defaults to
-              ``'norm_cfg'``.
-
-            Defaults to None.
-        bases (dict[str, nn.Parameter], optional): The bases of the group
-            (:meth:`make_bases`), which the group owns; required with
-            ``basis_cfg``.
-        conv_cfg (dict, optional): As mmdet's ``BasicBlock``; for a sharing
-            block, only the plain convolution (see
-            :func:`~sharedbasis_mm.layers.check_basis_conv_cfg`).
-        norm_cfg (dict): As mmdet's ``BasicBlock``.
-            Defaults to ``dict(type='BN')``.
-        **kwargs: The other arguments of mmdet's ``BasicBlock``.
+        basis_cfg (dict, optional): The sharing arguments; None for the
+            plain block. Defaults to None.
+        bases (dict[str, nn.Parameter], optional): The group's bases, by
+            the names of :meth:`basis_names`; required with ``basis_cfg``.
+        **kwargs: The arguments of the block.
     """
 
-    basis_cfg_defaults = dict(
-        shared_rank=None, unique_rank=1, num_bases=1, norm_cfg='norm_cfg')
+    basis_cfg_defaults: Dict = {}
 
     def __init__(self,
                  *args,
                  basis_cfg: Optional[Dict] = None,
                  bases: Optional[Dict[str, nn.Parameter]] = None,
-                 conv_cfg: Optional[Dict] = None,
-                 norm_cfg: Dict = dict(type='BN'),
                  **kwargs) -> None:
-        super().__init__(
-            *args, conv_cfg=conv_cfg, norm_cfg=norm_cfg, **kwargs)
+        super().__init__(*args, **kwargs)
         if basis_cfg is None:
             return
         owner = type(self).__name__
         cfg = self.check_basis_cfg(basis_cfg, owner)
+        missing = [n for n in self.basis_names(cfg) if n not in (bases or {})]
+        if missing:
+            raise ValueError(
+                f'{owner}: a block sharing filter bases uses those of its '
+                f'group; expected bases with {missing}, made by '
+                f'{owner}.make_bases and owned by the group '
+                f'(SharedBasisResLayer)')
+        self.share_bases(cfg, bases, owner, **kwargs)
+
+    @classmethod
+    def check_basis_cfg(cls, basis_cfg: Optional[Dict], owner: str) -> Dict:
+        """``basis_cfg`` with the defaults; raise unless it is a dict (or
+        None) of the keys of :attr:`basis_cfg_defaults` only. Subclasses
+        check the values, naming them ``basis_cfg.<key>``."""
+        if basis_cfg is not None and not isinstance(basis_cfg, dict):
+            raise TypeError(f'{owner}: basis_cfg must be a dict of the '
+                            f'sharing arguments of {cls.__name__} (or '
+                            f'None), got basis_cfg={basis_cfg!r}')
+        keys = sorted(cls.basis_cfg_defaults)
+        unknown = sorted(set(basis_cfg or {}) - set(keys))
+        if unknown:
+            given = ', '.join(f'basis_cfg.{k}={basis_cfg[k]!r}'
+                              for k in unknown)
+            raise ValueError(f'{owner}: {given} given, which the blocks '
+                             f'({cls.__name__}) do not take; expected '
+                             f'basis_cfg keys among {keys}')
+        return {**cls.basis_cfg_defaults, **(basis_cfg or {})}
+
+    @classmethod
+    def scale_basis_cfg(cls, basis_cfg: Dict, scale: int) -> Dict:
+        """The ``basis_cfg`` of a group ``scale`` times as wide as the
+        first; the same by default."""
+        return basis_cfg
+
+    @classmethod
+    def basis_names(cls, basis_cfg: Dict) -> Sequence[str]:
+        """The names of the group's bases that a block uses."""
+        raise NotImplementedError
+
+    @classmethod
+    def make_bases(cls, basis_cfg: Dict, planes: int,
+                   **kwargs) -> Dict[str, nn.Parameter]:
+        """The bases of a group of sharing blocks of ``planes``, by name
+        (``kwargs``: the other arguments of the blocks)."""
+        raise NotImplementedError
+
+    def share_bases(self, basis_cfg: Dict, bases: Dict[str, nn.Parameter],
+                    owner: str, **kwargs) -> None:
+        """Put the group's ``bases`` in the block's convolutions
+        (``kwargs``: the block's arguments)."""
+        raise NotImplementedError
+
+
+class SharedBasisBasicBlock(SharingBlockMixin, BasicBlock):
+    """A BasicBlock whose two 3 x 3 convolutions share filter bases.
+
+    With ``basis_cfg=None`` it is mmdet's plain ``BasicBlock``. Its
+    ``basis_cfg`` keys (the defaults fill those not given):
+
+    - ``shared_rank`` (int): shared elements of each basis. Required.
+    - ``unique_rank`` (int): elements unique to each convolution.
+      Defaults to 1.
+    - ``num_bases`` (int): 1 (both convolutions on one basis) or 2 (one
+      basis each). Defaults to 1.
+    - ``norm_cfg`` (dict | str | None): the norm over each convolution's
+      basis responses: a norm config, None for none, or ``'norm_cfg'`` for
+      the block's ``norm_cfg``. Defaults to ``'norm_cfg'``.
+
+    For a sharing block, ``conv_cfg`` can only be the plain convolution
+    (see :func:`~sharedbasis_mm.layers.check_basis_conv_cfg`). The other
+    arguments are those of :class:`SharingBlockMixin` and mmdet's
+    ``BasicBlock``.
+    """
+
+    basis_cfg_defaults = dict(
+        shared_rank=None, unique_rank=1, num_bases=1, norm_cfg='norm_cfg')
+
+    def share_bases(self,
+                    basis_cfg: Dict,
+                    bases: Dict[str, nn.Parameter],
+                    owner: str,
+                    conv_cfg: Optional[Dict] = None,
+                    norm_cfg: Dict = dict(type='BN'),
+                    **kwargs) -> None:
         check_basis_conv_cfg(owner, conv_cfg)
-        names = self.basis_names(cfg['num_bases'])
-        bases = group_bases(owner, bases, names)
         basis_norm_cfg = (
-            norm_cfg if cfg['norm_cfg'] == 'norm_cfg' else cfg['norm_cfg'])
+            norm_cfg
+            if basis_cfg['norm_cfg'] == 'norm_cfg' else basis_cfg['norm_cfg'])
         check_basis_norm_groups(
-            basis_norm_cfg, cfg['shared_rank'] + cfg['unique_rank'],
+            basis_norm_cfg, basis_cfg['shared_rank'] + basis_cfg['unique_rank'],
             'basis_cfg.shared_rank + basis_cfg.unique_rank', owner)
-        for conv_name, basis_name in zip(('conv1', 'conv2'), names):
+        for conv_name, basis_name in zip(('conv1', 'conv2'),
+                                         self.basis_names(basis_cfg)):
             conv = getattr(self, conv_name)
             setattr(
                 self, conv_name,
                 SharedBasisConv2d(
                     **ConvGeometry.of(conv)._asdict(),
-                    unique_rank=cfg['unique_rank'],
+                    unique_rank=basis_cfg['unique_rank'],
                     shared_basis=bases[basis_name],
                     norm_cfg=basis_norm_cfg,
                     conv_cfg=conv_cfg))
 
     @classmethod
     def check_basis_cfg(cls, basis_cfg: Optional[Dict], owner: str) -> Dict:
-        """``basis_cfg`` completed with the defaults; raise a TypeError or
-        ValueError naming a bad key (``basis_cfg.<key>``) and its value."""
-        cfg = complete_basis_cfg(cls, basis_cfg, owner)
+        cfg = super().check_basis_cfg(basis_cfg, owner)
         if cfg['shared_rank'] is None:
             raise ValueError(f'{owner}: basis_cfg.shared_rank is required '
                              f'(the shared elements of each basis of the '
@@ -189,30 +219,22 @@ class SharedBasisBasicBlock(BasicBlock):
 
     @classmethod
     def scale_basis_cfg(cls, basis_cfg: Dict, scale: int) -> Dict:
-        """The ``basis_cfg`` of a group ``scale`` times as wide as the first:
-        the ranks scale with the width."""
+        """The ranks scale with the width."""
         return dict(
             basis_cfg,
             shared_rank=basis_cfg['shared_rank'] * scale,
             unique_rank=basis_cfg['unique_rank'] * scale)
 
-    @staticmethod
-    def basis_names(num_bases: int) -> Tuple[str, str]:
+    @classmethod
+    def basis_names(cls, basis_cfg: Dict) -> Tuple[str, str]:
         """The group's names of the bases of conv1 and conv2."""
-        if num_bases == 1:
+        if basis_cfg['num_bases'] == 1:
             return 'shared_basis', 'shared_basis'
         return 'shared_basis_conv1', 'shared_basis_conv2'
 
     @classmethod
     def make_bases(cls, basis_cfg: Dict, planes: int,
                    **kwargs) -> Dict[str, nn.Parameter]:
-        """The bases of a group of sharing blocks of ``planes``, by name.
-
-        Args:
-            basis_cfg (dict): The group's sharing arguments.
-            planes (int): The planes of the blocks.
-            **kwargs: The other arguments of the blocks (unused).
-        """
         owner = cls.__name__
         cfg = cls.check_basis_cfg(basis_cfg, owner)
         rank = cfg['shared_rank'] + cfg['unique_rank']
@@ -223,42 +245,26 @@ class SharedBasisBasicBlock(BasicBlock):
                 f'channels; expected at most {9 * planes}')
         return {
             name: make_filter_basis(planes, cfg['shared_rank'], 3)
-            for name in dict.fromkeys(cls.basis_names(cfg['num_bases']))
+            for name in dict.fromkeys(cls.basis_names(cfg))
         }
 
 
-class SharedBasisBottleneck(Bottleneck):
+class SharedBasisBottleneck(SharingBlockMixin, Bottleneck):
     """A Bottleneck whose convolutions named by ``basis_cfg['share']`` are
     shared bases.
 
-    With ``basis_cfg=None`` it is mmdet's plain ``Bottleneck``.
-
-    Args:
-        basis_cfg (dict, optional): The sharing argument ``share`` (str):
-            which convolutions are shared, a key of :data:`SHARE_MODES`.
-            Defaults to ``'conv2'``. Defaults to None.
-        bases (dict[str, nn.Parameter], optional): The group's bases
-            (:meth:`make_bases`, ``shared_basis_<conv>``), which the group
-            owns; required with ``basis_cfg``.
-        **kwargs: The arguments of mmdet's ``Bottleneck``.
+    With ``basis_cfg=None`` it is mmdet's plain ``Bottleneck``. Its one
+    ``basis_cfg`` key, ``share`` (str), names the shared convolutions: a
+    key of :data:`SHARE_MODES`. Defaults to ``'conv2'``. The other arguments
+    are those of :class:`SharingBlockMixin` and mmdet's ``Bottleneck``.
     """
 
     basis_cfg_defaults = dict(share='conv2')
 
-    def __init__(self,
-                 *args,
-                 basis_cfg: Optional[Dict] = None,
-                 bases: Optional[Dict[str, nn.Parameter]] = None,
-                 **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if basis_cfg is None:
-            return
-        owner = type(self).__name__
-        share = SHARE_MODES[self.check_basis_cfg(basis_cfg, owner)['share']]
+    def share_bases(self, basis_cfg: Dict, bases: Dict[str, nn.Parameter],
+                    owner: str, **kwargs) -> None:
         check_basis_conv_cfg(owner, self.conv_cfg)
-        bases = group_bases(owner, bases,
-                            [f'shared_basis_{name}' for name in share])
-        for name in share:
+        for name in SHARE_MODES[basis_cfg['share']]:
             setattr(
                 self, name,
                 BasisConv2d.like(
@@ -266,23 +272,20 @@ class SharedBasisBottleneck(Bottleneck):
 
     @classmethod
     def check_basis_cfg(cls, basis_cfg: Optional[Dict], owner: str) -> Dict:
-        """``basis_cfg`` completed with the default; raise a ValueError
-        naming a bad key (``basis_cfg.<key>``) and its value."""
-        cfg = complete_basis_cfg(cls, basis_cfg, owner)
+        cfg = super().check_basis_cfg(basis_cfg, owner)
         check_choice('basis_cfg.share', cfg['share'], sorted(SHARE_MODES),
                      owner=owner)
         return cfg
 
     @classmethod
-    def scale_basis_cfg(cls, basis_cfg: Dict, scale: int) -> Dict:
-        """The same in every group: whole convolutions are shared."""
-        return basis_cfg
+    def basis_names(cls, basis_cfg: Dict) -> Tuple[str, ...]:
+        return tuple(f'shared_basis_{name}'
+                     for name in SHARE_MODES[basis_cfg['share']])
 
     @classmethod
     def make_bases(cls, basis_cfg: Dict, planes: int,
                    **kwargs) -> Dict[str, nn.Parameter]:
-        """The bases of a group of sharing blocks of ``planes``: the whole
-        weight of each shared convolution, by name."""
+        """The whole weight of each shared convolution."""
         cfg = cls.check_basis_cfg(basis_cfg, cls.__name__)
         width = planes * cls.expansion
         # (in_channels, out_channels, kernel_size) of each convolution

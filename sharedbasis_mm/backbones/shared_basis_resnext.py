@@ -14,7 +14,7 @@ the authors' code does: ResNeXt50-S64U4 has 64/128/256/512 shared elements
 in 16 groups and 4/8/16/32 unique ones in 1/2/4/8 groups.
 """
 import math
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
@@ -28,59 +28,42 @@ from ..utils.deprecation import register_deprecated_alias
 from ..utils.validation import check_bool, check_int, check_positive_int
 from .base_resnet import BaseResNet
 from .shared_basis_resnet import (CifarStemMixin, SharedBasisResLayer,
-                                  complete_basis_cfg, group_bases)
+                                  SharingBlockMixin)
 
 
-class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
+class SharedBasisResNeXtBottleneck(SharingBlockMixin, ResNeXtBottleneck):
     """A ResNeXt bottleneck whose 3 x 3 convolution is on a grouped basis.
 
-    With ``basis_cfg=None`` it is mmdet's plain ResNeXt ``Bottleneck``.
+    With ``basis_cfg=None`` it is mmdet's plain ResNeXt ``Bottleneck``. Its
+    ``basis_cfg`` keys (the defaults fill those not given):
 
-    Args:
-        basis_cfg (dict, optional): The sharing arguments (the defaults
-            fill the keys not given):
+    - ``shared_rank`` (int): shared elements n of the basis. Required.
+    - ``unique_rank`` (int): elements u of the block's own. Defaults to 0.
+    - ``shared_groups`` (int): groups of the convolution with the shared
+      elements. Defaults to 1.
+    - ``unique_groups`` (int): groups of the convolution with the unique
+      elements. Defaults to 1.
 
-            - ``shared_rank`` (int): shared elements n of the basis.
-              Required.
-            - ``unique_rank`` (int): elements u of the block's own.
-              Defaults to 0.
-            - ``shared_groups`` (int): groups of the convolution with the
-              shared elements. Defaults to 1.
-            - ``unique_groups`` (int): groups of the convolution with the
-              unique elements. Defaults to 1.
-
-            Defaults to None.
-        bases (dict[str, nn.Parameter], optional): The group's basis under
-            ``'shared_basis'`` (:meth:`make_bases`), which the group owns;
-            required with ``basis_cfg``.
-        **kwargs: The arguments of mmdet's ResNeXt ``Bottleneck``.
+    The other arguments are those of :class:`SharingBlockMixin` and mmdet's
+    ResNeXt ``Bottleneck``.
     """
 
     basis_cfg_defaults = dict(
         shared_rank=None, unique_rank=0, shared_groups=1, unique_groups=1)
 
-    def __init__(self,
-                 *args,
-                 basis_cfg: Optional[Dict] = None,
-                 bases: Optional[Dict[str, nn.Parameter]] = None,
-                 **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if basis_cfg is None:
-            return
-        owner = type(self).__name__
-        cfg = self.check_basis_cfg(basis_cfg, owner)
+    def share_bases(self, basis_cfg: Dict, bases: Dict[str, nn.Parameter],
+                    owner: str, **kwargs) -> None:
         if self.with_plugins and self.after_conv2_plugins:
             raise ValueError(f'{owner}: plugins after conv2 of a sharing '
                              f'block are not supported; place them after '
                              f'conv1 or conv3')
-        bases = group_bases(owner, bases, ['shared_basis'])
-        rank = cfg['shared_rank'] + cfg['unique_rank']
+        rank = basis_cfg['shared_rank'] + basis_cfg['unique_rank']
         self.conv2 = BasisConv2d(
             **ConvGeometry.of(self.conv2)._replace(
                 out_channels=rank)._asdict(),
-            groups=cfg['shared_groups'],
-            unique_rank=cfg['unique_rank'],
-            unique_groups=cfg['unique_groups'],
+            groups=basis_cfg['shared_groups'],
+            unique_rank=basis_cfg['unique_rank'],
+            unique_groups=basis_cfg['unique_groups'],
             shared_basis=bases['shared_basis'])
         self.norm2_name, norm2 = build_norm_layer(
             self.norm_cfg, rank, postfix=2)
@@ -94,15 +77,17 @@ class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
 
     @classmethod
     def check_basis_cfg(cls, basis_cfg: Optional[Dict], owner: str) -> Dict:
-        """``basis_cfg`` completed with the defaults; raise a TypeError or
-        ValueError naming a bad key (``basis_cfg.<key>``) and its value."""
-        cfg = complete_basis_cfg(cls, basis_cfg, owner)
+        cfg = super().check_basis_cfg(basis_cfg, owner)
         check_positive_int('basis_cfg.shared_rank', cfg['shared_rank'],
                            owner=owner)
         check_int('basis_cfg.unique_rank', cfg['unique_rank'], 0, owner=owner)
         for key in ('shared_groups', 'unique_groups'):
             check_positive_int(f'basis_cfg.{key}', cfg[key], owner=owner)
         return cfg
+
+    @classmethod
+    def basis_names(cls, basis_cfg: Dict) -> Tuple[str]:
+        return ('shared_basis', )
 
     @classmethod
     def make_bases(cls, basis_cfg: Dict, planes: int, groups: int = 1,
@@ -161,6 +146,7 @@ class SharedBasisResNeXt(SwitchToDeployMixin, ResNeXt, BaseResNet):
 
     def __init__(self,
                  depth: int,
+                 *,
                  shared_rank: int = 0,
                  unique_rank: int = 0,
                  shared_groups: int = 1,

@@ -348,10 +348,6 @@ class SharedBasisConv2d(ConvModuleAttributes, nn.Module):
         in_channels (int): Input channels S.
         out_channels (int): Output channels T.
         kernel_size (int | tuple[int, int]): Spatial size k.
-        stride (int | tuple[int, int]): Stride. Defaults to 1.
-        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
-        dilation (int | tuple[int, int]): Dilation. Defaults to 1.
-        groups (int): Groups of the basis convolution. Defaults to 1.
         bias (bool): Whether the coefficients have a bias. Defaults to False.
         shared_rank (int, optional): The shared elements n; required without
             ``shared_basis``, whose number of elements it is otherwise.
@@ -369,6 +365,8 @@ class SharedBasisConv2d(ConvModuleAttributes, nn.Module):
             :func:`check_basis_conv_cfg`). Defaults to None.
         rank (int, optional): Deprecated: the rank R, for
             ``shared_rank = rank - unique_rank``. Defaults to None.
+        **kwargs: ``stride``, ``padding``, ``dilation`` and ``groups`` of
+            the basis convolution, as :class:`BasisConv2d` takes them.
     """
 
     # The layer as a whole is one ungrouped convolution (see fuse).
@@ -378,18 +376,15 @@ class SharedBasisConv2d(ConvModuleAttributes, nn.Module):
                  in_channels: int,
                  out_channels: int,
                  kernel_size: _IntPair,
-                 stride: _IntPair = 1,
-                 padding: _IntPair = 0,
-                 dilation: _IntPair = 1,
-                 groups: int = 1,
-                 bias: bool = False,
                  *,
+                 bias: bool = False,
                  shared_rank: Optional[int] = None,
                  unique_rank: int = 0,
                  shared_basis: Optional[nn.Parameter] = None,
                  norm_cfg: Optional[Dict] = dict(type='BN'),
                  conv_cfg: Optional[Dict] = None,
-                 rank: Optional[int] = None) -> None:
+                 rank: Optional[int] = None,
+                 **kwargs) -> None:
         super().__init__()
         owner = 'SharedBasisConv2d'
         check_positive_int('out_channels', out_channels, owner=owner)
@@ -415,12 +410,9 @@ class SharedBasisConv2d(ConvModuleAttributes, nn.Module):
             in_channels,
             rank,
             kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
             unique_rank=unique_rank,
-            shared_basis=shared_basis)
+            shared_basis=shared_basis,
+            **kwargs)
         check_basis_norm_groups(norm_cfg, rank, 'shared_rank + unique_rank',
                                 owner)
         self.geometry = self.basis.geometry._replace(
