@@ -295,3 +295,28 @@ def test_unique_elements_follow_the_dtype_of_a_given_basis():
     x = torch.randn(1, 8, 5, 5, dtype=torch.float64)
     weight = torch.cat([basis, conv.unique_weight])
     torch.testing.assert_close(conv(x), F.conv2d(x, weight, padding=1))
+
+
+@pytest.mark.parametrize('conv_cfg,groups', [
+    (dict(type='BasisConv'), 2),
+    (dict(type='SharedBasisConv', shared_rank=3, unique_rank=1), 1),
+    (dict(type='TBC', blocks=2), 2),
+])
+def test_conv_module_reads_the_geometry_of_every_layer(conv_cfg, groups):
+    """The attributes ConvModule copies from its conv are those of
+    nn.Conv2d with the same arguments (ConvModuleAttributes)."""
+    import sharedbasis_mm  # noqa: F401
+    args = dict(stride=2, padding=2, dilation=2, groups=groups)
+    if conv_cfg['type'] == 'SharedBasisConv':
+        args.pop('groups')
+    norm_cfg = dict(type='BN')
+    module = ConvModule(8, 4, 3, conv_cfg=conv_cfg, norm_cfg=norm_cfg, **args)
+    reference = ConvModule(8, 4, 3, norm_cfg=norm_cfg, **args)
+    for name in ('in_channels', 'out_channels', 'kernel_size', 'stride',
+                 'padding', 'dilation', 'groups', 'transposed',
+                 'output_padding'):
+        assert getattr(module.conv, name) == getattr(reference.conv,
+                                                     name), name
+        assert getattr(module, name) == getattr(reference, name), name
+    assert module(torch.randn(2, 8, 9, 9)).shape == reference(
+        torch.randn(2, 8, 9, 9)).shape == (2, 4, 5, 5)

@@ -98,14 +98,17 @@ class SharedBasisDenseNet(SwitchToDeployMixin, DenseNet):
                 f'{name}: unique_rank={unique_rank} and basis_indices='
                 f'{basis_indices} need shared bases, but shared_rank=0 '
                 f'builds the plain DenseNet; expected shared_rank > 0')
-        if basis_indices is not None and (
-                len(basis_indices) != self.num_stages
-                or any(not isinstance(i, int) or not 0 <= i < self.num_stages
-                       for i in basis_indices)):
+        if basis_indices is None:
+            return
+        if not isinstance(basis_indices, (tuple, list)) or len(
+                basis_indices) != self.num_stages:
             raise ValueError(
                 f'{name}: basis_indices must give one index in '
                 f'[0, {self.num_stages}) per dense block '
                 f'({self.num_stages}), got basis_indices={basis_indices!r}')
+        for j, index in enumerate(basis_indices):
+            check_int(f'basis_indices[{j}]', index, 0, self.num_stages - 1,
+                      owner=name)
 
     def _share_bases(self, basis_norm_cfg: Optional[Dict]) -> None:
         """Turn every layer's 3 x 3 convolution into a basis convolution on
