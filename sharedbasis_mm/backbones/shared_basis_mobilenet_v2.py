@@ -40,9 +40,11 @@ class SharedBasisMobileNetV2(SwitchToDeployMixin, ReturnsSelfOnTrain,
     channels): the 1 x 1 expansion (``share='expand'``, MobileNetV2-Shared)
     or the expansion and the 1 x 1 projection (``share='expand_project'``,
     MobileNetV2-Shared‡). The first block of each stage, the depthwise
-    convolutions and every BatchNorm stay unshared. Each stage owns its
-    bases: state-dict keys ``layer<i>.shared_basis_expand`` and
-    ``layer<i>.shared_basis_project``.
+    convolutions and every BatchNorm stay unshared. Each stage makes its
+    bases, owns them (state-dict keys ``layer<i>.shared_basis_expand`` and
+    ``layer<i>.shared_basis_project``) and hands them to its blocks. Its one
+    block family takes its sharing argument, ``share``, directly (no
+    ``basis_cfg``).
 
     Three options build the authors' structure where it differs from
     mmpretrain's MobileNetV2 (their released models use all three; the two
