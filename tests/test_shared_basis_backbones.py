@@ -62,20 +62,19 @@ def test_truncated_cifar_parameters_within_3_percent(name, paper):
     assert abs(params / (paper * 1e6) - 1) < 0.03
 
 
+# the three-group CIFAR ResNets of He et al.
+CIFAR3 = dict(num_stages=3, base_channels=16, strides=(1, 2, 2),
+              dilations=(1, 1, 1), out_indices=(2, ), shortcut_type='pad')
+
+
 def test_double_basis_adds_one_basis_per_group():
     """Learning Deeply Shared Filter Bases: the double-basis ResNet56 adds 16²·9 + 32²·9 + 64²·9."""
     def params(num_bases):
         return count_parameters(
-            SharedBasisResNet_CIFAR(depth=56,
-                                    num_stages=3,
-                                    base_channels=16,
-                                    strides=(1, 2, 2),
-                                    dilations=(1, 1, 1),
-                                    out_indices=(2, ),
-                                    shortcut_type='pad',
-                                    basis_cfg=dict(shared_rank=16,
-                                                   unique_rank=1,
-                                                   num_bases=num_bases)))
+            SharedBasisResNet_CIFAR(
+                depth=56, **CIFAR3,
+                basis_cfg=dict(shared_rank=16, unique_rank=1,
+                               num_bases=num_bases)))
     assert params(2) - params(1) == 16 * 9 * (16**2 + 32**2 + 64**2) // 16
 
 
@@ -128,16 +127,9 @@ def test_forward_backward_of_every_variant(kwargs):
 
 
 def test_cifar_variants_forward_backward():
-    model = SharedBasisResNet_CIFAR(depth=20,
-                                    num_stages=3,
-                                    base_channels=16,
-                                    strides=(1, 2, 2),
-                                    dilations=(1, 1, 1),
-                                    out_indices=(2, ),
-                                    shortcut_type='pad',
-                                    basis_cfg=dict(shared_rank=4,
-                                                   unique_rank=1,
-                                                   num_bases=2))
+    model = SharedBasisResNet_CIFAR(
+        depth=20, **CIFAR3,
+        basis_cfg=dict(shared_rank=4, unique_rank=1, num_bases=2))
     out, = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 64, 8, 8)
     out.mean().backward()
@@ -290,12 +282,7 @@ def test_bad_configuration(kwargs, match):
 
 def test_cifar_stem_refuses_deep_stem():
     with pytest.raises(ValueError, match='deep_stem=True is not supported'):
-        SharedBasisResNet_CIFAR(depth=20,
-                                num_stages=3,
-                                base_channels=16,
-                                strides=(1, 2, 2),
-                                dilations=(1, 1, 1),
-                                out_indices=(2, ),
+        SharedBasisResNet_CIFAR(depth=20, **CIFAR3,
                                 basis_cfg=dict(shared_rank=4),
                                 deep_stem=True)
 
