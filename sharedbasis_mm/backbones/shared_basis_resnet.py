@@ -182,9 +182,10 @@ class SharedBasisBasicBlock(SharingBlockMixin, BasicBlock):
         basis_norm_cfg = (
             norm_cfg
             if basis_cfg['norm_cfg'] == 'norm_cfg' else basis_cfg['norm_cfg'])
-        check_basis_norm_groups(
-            basis_norm_cfg, basis_cfg['shared_rank'] + basis_cfg['unique_rank'],
-            'basis_cfg.shared_rank + basis_cfg.unique_rank', owner)
+        rank = basis_cfg['shared_rank'] + basis_cfg['unique_rank']
+        check_basis_norm_groups(basis_norm_cfg, rank,
+                                'basis_cfg.shared_rank + basis_cfg.unique_rank',
+                                owner)
         for conv_name, basis_name in zip(('conv1', 'conv2'),
                                          self.basis_names(basis_cfg)):
             conv = getattr(self, conv_name)
