@@ -183,9 +183,9 @@ class SharedBasisBasicBlock(SharingBlockMixin, BasicBlock):
             norm_cfg
             if basis_cfg['norm_cfg'] == 'norm_cfg' else basis_cfg['norm_cfg'])
         rank = basis_cfg['shared_rank'] + basis_cfg['unique_rank']
-        check_basis_norm_groups(basis_norm_cfg, rank,
-                                'basis_cfg.shared_rank + basis_cfg.unique_rank',
-                                owner)
+        check_basis_norm_groups(
+            basis_norm_cfg, rank,
+            'basis_cfg.shared_rank + basis_cfg.unique_rank', owner)
         for conv_name, basis_name in zip(('conv1', 'conv2'),
                                          self.basis_names(basis_cfg)):
             conv = getattr(self, conv_name)
