@@ -320,3 +320,13 @@ def test_conv_module_reads_the_geometry_of_every_layer(conv_cfg, groups):
         assert getattr(module, name) == getattr(reference, name), name
     assert module(torch.randn(2, 8, 9, 9)).shape == reference(
         torch.randn(2, 8, 9, 9)).shape == (2, 4, 5, 5)
+
+
+def test_deprecated_rank_is_shared_plus_unique_rank():
+    with pytest.warns(FutureWarning, match=r'`SharedBasisConv2d\(rank=R\)` is '
+                      r'deprecated; use `shared_rank=R - unique_rank`'):
+        old = SharedBasisConv2d(8, 8, 3, rank=6, unique_rank=2)
+    new = SharedBasisConv2d(8, 8, 3, shared_rank=4, unique_rank=2)
+    assert (old.rank, old.basis.shared_rank) == (new.rank, 4) == (6, 4)
+    assert {k: v.shape for k, v in old.state_dict().items()} == {
+        k: v.shape for k, v in new.state_dict().items()}
