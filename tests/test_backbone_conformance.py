@@ -189,14 +189,6 @@ SUBJECTS = [
                        'the stem\'s parameters but leaves its BatchNorm in '
                        'training mode')),
 ]
-# Until the shared-basis blocks take DropPathMixin (the lead's one-line
-# change of their bases at the merge of issue 22), their backbones refuse
-# drop_path_rate > 0; delete this once they take it.
-NO_DROP_PATH_YET = 'the shared-basis blocks have no DropPathMixin yet'
-SUBJECTS = [
-    s._replace(xfail={**s.xfail, 'drop_path': NO_DROP_PATH_YET})
-    if s.name.startswith('SharedBasisResNe') else s for s in SUBJECTS
-]
 
 
 @pytest.fixture(scope='module', autouse=True)

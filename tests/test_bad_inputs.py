@@ -138,7 +138,8 @@ def test_edges_as_numpy_array_are_accepted():
 
 
 @pytest.mark.parametrize('build', [
-    lambda: SharedBasisResNet(depth=18, base_channels=8, shared_rank=4),
+    lambda: SharedBasisResNet(
+        depth=18, base_channels=8, basis_cfg=dict(shared_rank=4)),
     lambda: TiedResNet(depth=50, base_channels=16, base_width=8),
     lambda: SharedBasisMobileNetV2(widen_factor=0.25),
 ], ids=['SharedBasisResNet', 'TiedResNet', 'SharedBasisMobileNetV2'])

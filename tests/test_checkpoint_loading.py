@@ -26,7 +26,7 @@ default_scope = 'mmpretrain'
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='SharedBasisResNet', depth=18, base_channels=8,
-                  shared_rank=4, out_indices=(3, )),
+                  basis_cfg=dict(shared_rank=4), out_indices=(3, )),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=4, in_channels=64))
 test_dataloader = dict(dataset=dict(type='CustomDataset', pipeline=[

@@ -11,12 +11,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config
-from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
+from sharedbasis_mm.backbones import (SharedBasisDenseNet_CIFAR,
+                                      SharedBasisMobileNetV2,
                                       SharedBasisResNet,
-                                      SharedBasisResNetCifar)
-from sharedbasis_mm.deploy import fuse_model
+                                      SharedBasisResNet_CIFAR,
+                                      SharedBasisResNeXt)
 from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
-                                   find_shared_bases)
+                                   find_shared_bases, fuse_model)
 from tool_loading import load_tool
 from tool_utils.deployment import (export_onnx, flatten_tensors,
                                    max_abs_difference, run_onnx)
@@ -24,29 +25,58 @@ from tool_utils.deployment import (export_onnx, flatten_tensors,
 # Every shared-basis backbone, tiny: (class, arguments).
 BACKBONES = {
     'resnet18-s4u1': (SharedBasisResNet,
-                      dict(depth=18, base_channels=8, shared_rank=4)),
+                      dict(depth=18,
+                           base_channels=8,
+                           basis_cfg=dict(shared_rank=4))),
     'resnet34-s4u1-double-nonorm': (SharedBasisResNet,
-                                    dict(depth=34, base_channels=8,
-                                         shared_rank=4, num_bases=2,
-                                         basis_norm_cfg=None)),
+                                    dict(depth=34,
+                                         base_channels=8,
+                                         basis_cfg=dict(shared_rank=4,
+                                                        num_bases=2,
+                                                        norm_cfg=None))),
     'resnet50-shared': (SharedBasisResNet,
-                        dict(depth=50, base_channels=8, share='conv2')),
+                        dict(depth=50,
+                             base_channels=8,
+                             basis_cfg=dict(share='conv2'))),
     'resnet50-shared2': (SharedBasisResNet,
-                         dict(depth=50, base_channels=8,
-                              share='conv1_conv2')),
+                         dict(depth=50,
+                              base_channels=8,
+                              basis_cfg=dict(share='conv1_conv2'))),
     'resnet50-shared-all': (SharedBasisResNet,
-                            dict(depth=50, base_channels=8, share='all',
-                                 style='caffe', avg_down=True)),
-    'resnet20-cifar-pad': (SharedBasisResNetCifar,
+                            dict(depth=50,
+                                 base_channels=8,
+                                 basis_cfg=dict(share='all'),
+                                 style='caffe',
+                                 avg_down=True)),
+    'resnet20-cifar-pad': (SharedBasisResNet_CIFAR,
                            dict(depth=20, num_stages=3, base_channels=16,
                                 strides=(1, 2, 2), dilations=(1, 1, 1),
                                 out_indices=(2, ), shortcut_type='pad',
-                                shared_rank=4, num_bases=2)),
-    'mobilenet-v2-shared': (SharedBasisMobileNetV2,
-                            dict(widen_factor=0.25, out_indices=(4, 7))),
-    'mobilenet-v2-shared2': (SharedBasisMobileNetV2,
-                             dict(share='expand_project',
-                                  widen_factor=0.25)),
+                                basis_cfg=dict(shared_rank=4, num_bases=2))),
+    'mobilenet-v2-shared':
+    (SharedBasisMobileNetV2, dict(widen_factor=0.25, out_indices=(4, 7))),
+    'mobilenet-v2-shared2':
+    (SharedBasisMobileNetV2, dict(share='expand_project', widen_factor=0.25)),
+    'resnext50-s8u4': (SharedBasisResNeXt,
+                       dict(depth=50,
+                            groups=4,
+                            base_width=4,
+                            base_channels=16,
+                            shared_rank=8,
+                            unique_rank=4,
+                            shared_groups=4)),
+}
+# And those whose BatchNorms do not all follow a convolution (DenseNet's
+# pre-activation layers): fused, they keep the norms that fold into no
+# convolution.
+PRE_ACTIVATION_BACKBONES = {
+    'densenet-s3u1-cifar': (SharedBasisDenseNet_CIFAR,
+                            dict(arch=dict(growth_rate=4,
+                                           depths=[2, 2],
+                                           init_channels=8),
+                                 shared_rank=3,
+                                 unique_rank=1,
+                                 transition_act=False)),
 }
 
 TINY_CLASSIFIER = """
@@ -75,7 +105,7 @@ def randomize(model: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def build(name: str, **kwargs) -> nn.Module:
-    cls, args = BACKBONES[name]
+    cls, args = {**BACKBONES, **PRE_ACTIVATION_BACKBONES}[name]
     return cls(**args, **kwargs)
 
 
@@ -111,6 +141,32 @@ def test_fused_and_deployed_backbones_match_unfused(name):
     assert max_abs_difference(outputs(deployed, x), outputs(fused, x)) == 0
 
 
+@pytest.mark.parametrize('name',
+                         list(BACKBONES) + list(PRE_ACTIVATION_BACKBONES))
+def test_switch_to_deploy_equals_eval_mode(name):
+    """As mmpretrain's RepVGG: switch_to_deploy() fuses the backbone in
+    place, and it computes its eval-mode outputs; deploy=True builds the
+    same structure."""
+    model = randomize(build(name))
+    assert all(m.running_var.std() > 0.1 for m in model.modules()
+               if isinstance(m, _BatchNorm))
+    x = torch.randn(2, 3, 32, 32)
+    expected = outputs(model, x)
+    assert not model.deploy
+    model.switch_to_deploy()
+    assert model.deploy
+    assert not any(
+        isinstance(m, (BasisConv2d, SharedBasisConv2d))
+        for m in model.modules())
+    assert max_abs_difference(outputs(model, x), expected) < 1e-5
+    state = copy.deepcopy(model.state_dict())
+    model.switch_to_deploy()  # a second call changes nothing
+    assert list(model.state_dict()) == list(state)
+    deployed = build(name, deploy=True)
+    deployed.load_state_dict(state, strict=True)
+    assert max_abs_difference(outputs(deployed, x), expected) < 1e-5
+
+
 def test_fused_shared_basis_resnet_is_a_plain_resnet_graph():
     fused = fuse_model(build('resnet34-s4u1-double-nonorm'))
     plain = ResNet(depth=34, base_channels=8)
@@ -140,7 +196,8 @@ def write_tiny_classifier(tmp_path, backbone: str, sharing: str):
 
 def test_fuse_tool_writes_a_deploy_config_and_checkpoint(tmp_path, capsys):
     config, checkpoint, model = write_tiny_classifier(
-        tmp_path, 'SharedBasisResNet', 'shared_rank=4, num_bases=2, ')
+        tmp_path, 'SharedBasisResNet',
+        'basis_cfg=dict(shared_rank=4, num_bases=2), ')
     out_dir = tmp_path / 'fused'
     load_tool('fuse_model').main([
         config, checkpoint, '--out-dir',

@@ -175,7 +175,7 @@ def test_detection_configs_load_the_converted_backbone_by_name(detector):
     classification = osp.join(CONFIGS, 'shared_basis',
                               osp.basename(checkpoint)[:-len('.pth')] + '.py')
     backbone = Config.fromfile(classification).model.backbone
-    for key in ('type', 'depth', 'share'):
+    for key in ('type', 'depth', 'basis_cfg'):
         assert backbone[key] == cfg.model.backbone[key], key
 
 
@@ -286,7 +286,7 @@ def test_converted_shared2_model_shares_conv2_and_conv3(shared2):
 def test_authors_mobilenet_v2_structure_fuses_for_deployment():
     """The options that build their MobileNetV2 keep the deploy path exact."""
     from sharedbasis_mm.backbones import SharedBasisMobileNetV2
-    from sharedbasis_mm.deploy import fuse_model
+    from sharedbasis_mm.layers import fuse_model
     torch.manual_seed(0)
     model = SharedBasisMobileNetV2(share='expand_project',
                                    widen_factor=0.5,

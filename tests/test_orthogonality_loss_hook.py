@@ -350,8 +350,9 @@ def test_figure_3_ablation_configs(name, basis_norm, regularized):
         ['OrthogonalityLossHook'] * regularized + ['GradientFlowHook']
     assert cfg.paper_reference is None
     backbone = cfg.model.backbone
-    assert (backbone.shared_rank, backbone.unique_rank) == (16, 1)
-    assert ('basis_norm_cfg' not in backbone) == basis_norm
+    assert (backbone.basis_cfg.shared_rank,
+            backbone.basis_cfg.unique_rank) == (16, 1)
+    assert ('norm_cfg' not in backbone.basis_cfg) == basis_norm
     if not basis_norm and not regularized:
         model = build_model_from_config(cfg)
         assert len(find_shared_bases(model)) == 4

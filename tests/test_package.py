@@ -166,7 +166,8 @@ def test_config_loads_as_package_path_from_outside_the_checkout(
         'from mmengine.hub import get_config\n'
         "cfg = get_config('sharedbasis_mm::shared_basis/"
         "resnet50-shared_8xb32_in1k.py')\n"
-        'print(cfg.model.backbone.type, cfg.model.backbone.share)', tmp_path)
+        'print(cfg.model.backbone.type, cfg.model.backbone.basis_cfg.share)',
+        tmp_path)
     assert out.split()[-2:] == ['SharedBasisResNet', 'conv2']
     # another project's config inherits ours, and builds with the
     # parameters of our model index

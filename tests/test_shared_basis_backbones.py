@@ -11,7 +11,7 @@ from sharedbasis_mm.analysis import (build_model_from_config, count_flops,
                                      count_parameters)
 from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
                                       SharedBasisResNet,
-                                      SharedBasisResNetCifar)
+                                      SharedBasisResNet_CIFAR)
 from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
                                    find_basis_users, find_shared_bases)
 
@@ -62,14 +62,19 @@ def test_truncated_cifar_parameters_within_3_percent(name, paper):
     assert abs(params / (paper * 1e6) - 1) < 0.03
 
 
+# the three-group CIFAR ResNets of He et al.
+CIFAR3 = dict(num_stages=3, base_channels=16, strides=(1, 2, 2),
+              dilations=(1, 1, 1), out_indices=(2, ), shortcut_type='pad')
+
+
 def test_double_basis_adds_one_basis_per_group():
     """Learning Deeply Shared Filter Bases: the double-basis ResNet56 adds 16²·9 + 32²·9 + 64²·9."""
     def params(num_bases):
         return count_parameters(
-            SharedBasisResNetCifar(
-                depth=56, num_stages=3, base_channels=16, strides=(1, 2, 2),
-                dilations=(1, 1, 1), out_indices=(2, ), shortcut_type='pad',
-                shared_rank=16, unique_rank=1, num_bases=num_bases))
+            SharedBasisResNet_CIFAR(
+                depth=56, **CIFAR3,
+                basis_cfg=dict(shared_rank=16, unique_rank=1,
+                               num_bases=num_bases)))
     assert params(2) - params(1) == 16 * 9 * (16**2 + 32**2 + 64**2) // 16
 
 
@@ -89,13 +94,16 @@ def small_resnet(**kwargs):
 
 
 VARIANTS = [
-    dict(depth=18, shared_rank=4, unique_rank=1),
-    dict(depth=18, shared_rank=4, unique_rank=0, num_bases=2),
-    dict(depth=34, shared_rank=6, unique_rank=1, num_bases=2,
-         basis_norm_cfg=None),
-    dict(depth=50, share='conv2'),
-    dict(depth=50, share='conv1_conv2'),
-    dict(depth=50, share='all', style='caffe', avg_down=True),
+    dict(depth=18, basis_cfg=dict(shared_rank=4, unique_rank=1)),
+    dict(depth=18, basis_cfg=dict(shared_rank=4, unique_rank=0, num_bases=2)),
+    dict(depth=34,
+         basis_cfg=dict(shared_rank=6,
+                        unique_rank=1,
+                        num_bases=2,
+                        norm_cfg=None)),
+    dict(depth=50, basis_cfg=dict(share='conv2')),
+    dict(depth=50, basis_cfg=dict(share='conv1_conv2')),
+    dict(depth=50, basis_cfg=dict(share='all'), style='caffe', avg_down=True),
 ]
 
 
@@ -119,15 +127,15 @@ def test_forward_backward_of_every_variant(kwargs):
 
 
 def test_cifar_variants_forward_backward():
-    model = SharedBasisResNetCifar(
-        depth=20, num_stages=3, base_channels=16, strides=(1, 2, 2),
-        dilations=(1, 1, 1), out_indices=(2, ), shortcut_type='pad',
-        shared_rank=4, unique_rank=1, num_bases=2)
+    model = SharedBasisResNet_CIFAR(
+        depth=20, **CIFAR3,
+        basis_cfg=dict(shared_rank=4, unique_rank=1, num_bases=2))
     out, = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 64, 8, 8)
     out.mean().backward()
-    four_stage = SharedBasisResNetCifar(depth=18, base_channels=8,
-                                        shared_rank=4)
+    four_stage = SharedBasisResNet_CIFAR(depth=18,
+                                         base_channels=8,
+                                         basis_cfg=dict(shared_rank=4))
     assert four_stage(torch.randn(1, 3, 32, 32))[-1].shape == (1, 64, 4, 4)
 
 
@@ -146,7 +154,10 @@ def test_mobilenet_v2_shared(share):
 
 
 def test_each_group_shares_one_parameter_per_basis():
-    model = small_resnet(depth=34, shared_rank=4, unique_rank=1, num_bases=2)
+    model = small_resnet(depth=34,
+                         basis_cfg=dict(shared_rank=4,
+                                        unique_rank=1,
+                                        num_bases=2))
     bases = find_shared_bases(model)
     assert len(bases) == 4 * 2
     for stage, num_blocks in enumerate((3, 4, 6, 3), 1):
@@ -162,11 +173,11 @@ def test_each_group_shares_one_parameter_per_basis():
             assert block.conv2.shared_basis is second
         users = find_basis_users(model)
         assert sum(len(u) for u in users.values()) == 2 * (3 + 4 + 6 + 3 - 4)
-    single = small_resnet(depth=18, shared_rank=4, num_bases=1)
+    single = small_resnet(depth=18, basis_cfg=dict(shared_rank=4, num_bases=1))
     for layer in (single.layer1, single.layer4):
         assert layer[1].conv1.shared_basis is layer[1].conv2.shared_basis
         assert layer[1].conv1.shared_basis is layer.shared_basis
-    bottleneck = small_resnet(depth=50, share='all')
+    bottleneck = small_resnet(depth=50, basis_cfg=dict(share='all'))
     assert len(find_shared_bases(bottleneck)) == 4 * 3
     for block in list(bottleneck.layer3)[2:]:
         for name in ('conv1', 'conv2', 'conv3'):
@@ -177,14 +188,15 @@ def test_each_group_shares_one_parameter_per_basis():
 
 def test_sharing_survives_checkpoint_and_pretrained_init(tmp_path):
     torch.manual_seed(0)
-    trained = small_resnet(depth=34, shared_rank=4, num_bases=2)
+    trained = small_resnet(depth=34,
+                           basis_cfg=dict(shared_rank=4, num_bases=2))
     for p in trained.parameters():
         p.data.normal_()
     path = str(tmp_path / 'backbone.pth')
     save_checkpoint({'state_dict': trained.state_dict()}, path)
-    model = small_resnet(
-        depth=34, shared_rank=4, num_bases=2,
-        init_cfg=dict(type='Pretrained', checkpoint=path))
+    model = small_resnet(depth=34,
+                         basis_cfg=dict(shared_rank=4, num_bases=2),
+                         init_cfg=dict(type='Pretrained', checkpoint=path))
     model.init_weights()
     for name, value in trained.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], value)
@@ -194,7 +206,9 @@ def test_sharing_survives_checkpoint_and_pretrained_init(tmp_path):
 
 
 def test_frozen_stages_freeze_their_bases():
-    model = small_resnet(depth=50, share='conv1_conv2', frozen_stages=2,
+    model = small_resnet(depth=50,
+                         basis_cfg=dict(share='conv1_conv2'),
+                         frozen_stages=2,
                          norm_eval=False)
     model.train()
     for stage in (1, 2):
@@ -218,32 +232,46 @@ def test_plugins_and_out_indices():
     assert hasattr(model.layer2[1], 'context_block')
 
 
-@pytest.mark.parametrize('kwargs,match', [
-    (dict(depth=42), r'depth must be one of \(18, 34, 50, 101, 152\), '
-     r'got depth=42'),
-    (dict(depth=50, share='conv3'), r"unknown share='conv3'"),
-    (dict(depth=34), 'shared_rank must be an integer >= 1 for depth=34, got '
-     'shared_rank=None'),
-    (dict(depth=34, shared_rank=0), 'shared_rank=0'),
-    (dict(depth=34, shared_rank=4, unique_rank=-1), 'unique_rank=-1'),
-    (dict(depth=34, shared_rank=4, num_bases=3), 'num_bases=3'),
-    (dict(depth=50, out_indices=(0, 4)), r'out_indices=\(0, 4\) out of '
-     r'range; expected a sequence of stage indices in \[-4, 4\) for '
-     r'num_stages=4'),
-    (dict(depth=50, frozen_stages=5), r'frozen_stages=5 out of range'),
-    # arguments of the other block family
-    (dict(depth=18, shared_rank=4, share='conv2'), r"share='conv2' given "
-     r'for depth=18'),
-    (dict(depth=50, shared_rank=4, num_bases=2), r'shared_rank=4, '
-     r'num_bases=2 given for depth=50'),
-    (dict(depth=101, basis_norm_cfg=None), r'basis_norm_cfg=None given for '
-     r'depth=101'),
-    (dict(depth=18, shared_rank=4, drop_path_rate=0.1),
-     r'drop_path_rate=0.1 is not supported'),
-    (dict(depth=18, shared_rank=600), r'shared_rank \+ unique_rank=601 '
-     'elements cannot fit a 3 x 3 basis over base_channels=64'),
-    (dict(depth=50, shortcut_type='identity'), "shortcut_type='identity'"),
-])
+@pytest.mark.parametrize(
+    'kwargs,match',
+    [
+        (dict(depth=42), r'depth must be one of \(18, 34, 50, 101, 152\), '
+         r'got depth=42'),
+        (dict(depth=50, basis_cfg=dict(share='conv3')),
+         r"SharedBasisResNet \(depth=50\): basis_cfg.share must be one of "
+         r"\('all', 'conv1_conv2', 'conv2', 'conv2_conv3'\), got "
+         r"basis_cfg.share='conv3'"),
+        (dict(depth=34),
+         r'SharedBasisResNet \(depth=34\): basis_cfg.shared_rank '
+         r'is required'),
+        (dict(depth=34, basis_cfg=dict(shared_rank=0)),
+         'basis_cfg.shared_rank must be a positive integer, got '
+         'basis_cfg.shared_rank=0'),
+        (dict(depth=34, basis_cfg=dict(
+            shared_rank=4, unique_rank=-1)), 'basis_cfg.unique_rank=-1'),
+        (dict(depth=34, basis_cfg=dict(shared_rank=4,
+                                       num_bases=3)), 'basis_cfg.num_bases=3'),
+        (dict(depth=50, out_indices=(0, 4)), r'out_indices=\(0, 4\) out of '
+         r'range; expected a sequence of stage indices in \[-4, 4\) for '
+         r'num_stages=4'),
+        (dict(depth=50, frozen_stages=5), r'frozen_stages=5 out of range'),
+        # arguments of the other block family
+        (dict(depth=18, basis_cfg=dict(shared_rank=4, share='conv2')),
+         r"SharedBasisResNet \(depth=18\): basis_cfg.share='conv2' given, "
+         r'which the blocks \(SharedBasisBasicBlock\) do not take; expected '
+         r"basis_cfg keys among \['norm_cfg', 'num_bases', 'shared_rank', "
+         r"'unique_rank'\]"),
+        (dict(depth=50, basis_cfg=dict(shared_rank=4, num_bases=2)),
+         r'basis_cfg.num_bases=2, basis_cfg.shared_rank=4 given, which the '
+         r'blocks \(SharedBasisBottleneck\) do not take'),
+        (dict(depth=101, basis_cfg=dict(norm_cfg=None)),
+         r'basis_cfg.norm_cfg=None given, which the blocks '
+         r'\(SharedBasisBottleneck\)'),
+        (dict(depth=18, basis_cfg=dict(shared_rank=600)),
+         r'basis_cfg.shared_rank \+ basis_cfg.unique_rank=601 elements cannot '
+         'fit a 3 x 3 basis over 64 channels'),
+        (dict(depth=50, shortcut_type='identity'), "shortcut_type='identity'"),
+    ])
 def test_bad_configuration(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SharedBasisResNet(**kwargs)
@@ -251,22 +279,24 @@ def test_bad_configuration(kwargs, match):
 
 def test_cifar_stem_refuses_deep_stem():
     with pytest.raises(ValueError, match='deep_stem=True is not supported'):
-        SharedBasisResNetCifar(depth=20, num_stages=3, base_channels=16,
-                               strides=(1, 2, 2), dilations=(1, 1, 1),
-                               out_indices=(2, ), shared_rank=4,
-                               deep_stem=True)
+        SharedBasisResNet_CIFAR(depth=20, **CIFAR3,
+                                basis_cfg=dict(shared_rank=4),
+                                deep_stem=True)
 
 
 def test_bad_mobilenet_share_mode():
-    with pytest.raises(ValueError, match=r"unknown share='all'"):
+    with pytest.raises(ValueError,
+                       match=r"share must be one of "
+                       r"\('expand', 'expand_project'\), got share='all'"):
         SharedBasisMobileNetV2(share='all')
 
 
 def test_fused_backbones_match_unfused():
     from sharedbasis_mm import fuse_shared_basis
     torch.manual_seed(0)
-    for model in (small_resnet(depth=34, shared_rank=4, num_bases=2),
-                  small_resnet(depth=50, share='all'),
+    for model in (small_resnet(depth=34,
+                               basis_cfg=dict(shared_rank=4, num_bases=2)),
+                  small_resnet(depth=50, basis_cfg=dict(share='all')),
                   SharedBasisMobileNetV2(widen_factor=0.5)):
         model.train()
         model(torch.randn(4, 3, 64, 64))  # moves the BN running statistics
@@ -280,3 +310,49 @@ def test_fused_backbones_match_unfused():
             for m in model.modules())
         for out, ref in zip(model(x), expected):
             assert (out - ref).norm() / ref.norm() < 1e-4
+
+
+def test_res_layer_with_the_downsample_last_as_mmdet():
+    """downsample_first=False: the blocks keep the input width and the last
+    one downsamples, as mmdet's ResLayer builds them."""
+    from mmdet.models.backbones.resnet import BasicBlock
+    from mmdet.models.layers import ResLayer
+
+    from sharedbasis_mm.backbones.shared_basis_resnet import (
+        SharedBasisBasicBlock, SharedBasisResLayer)
+    torch.manual_seed(0)
+    theirs = ResLayer(BasicBlock, 16, 32, 3, stride=2,
+                      downsample_first=False).eval()
+    plain = SharedBasisResLayer(SharedBasisBasicBlock, 16, 32, 3, stride=2,
+                                downsample_first=False).eval()
+    assert {k: v.shape for k, v in plain.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()}
+    plain.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 16, 8, 8)
+    torch.testing.assert_close(plain(x), theirs(x))
+    sharing = SharedBasisResLayer(
+        SharedBasisBasicBlock, 16, 32, 3, stride=2, downsample_first=False,
+        basis_cfg=dict(shared_rank=8, unique_rank=1)).eval()
+    assert sharing.shared_basis.shape == (8, 16, 3, 3)
+    assert [block.downsample is not None for block in sharing] == [
+        False, False, True]
+    assert sharing[2].conv1.stride == (2, 2)
+    assert not isinstance(sharing[2].conv1, SharedBasisConv2d)
+    assert all(block.conv2.shared_basis is sharing.shared_basis
+               for block in list(sharing)[:2])
+    assert sharing(x).shape == (2, 32, 4, 4)
+
+
+def test_basis_norm_groups_that_do_not_divide_the_rank_are_named():
+    with pytest.raises(
+            ValueError,
+            match=r'SharedBasisBasicBlock: basis_cfg.shared_rank \+ '
+            r'basis_cfg.unique_rank=9 basis responses cannot be split into '
+            r"the num_groups=2 groups of the norm after the basis \(\{'type': "
+            r"'GN', 'num_groups': 2"):
+        small_resnet(depth=18, norm_cfg=dict(type='GN', num_groups=2),
+                     basis_cfg=dict(shared_rank=8, unique_rank=1))
+    # ranks the groups divide build
+    model = small_resnet(depth=18, norm_cfg=dict(type='GN', num_groups=2),
+                         basis_cfg=dict(shared_rank=8, unique_rank=2))
+    assert model.layer1[1].conv1.norm.num_groups == 2

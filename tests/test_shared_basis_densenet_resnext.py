@@ -11,9 +11,9 @@ from mmengine.config import Config
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config, count_parameters
 from sharedbasis_mm.backbones import (SharedBasisDenseNet,
-                                      SharedBasisDenseNetCifar,
+                                      SharedBasisDenseNet_CIFAR,
                                       SharedBasisResNeXt,
-                                      SharedBasisResNeXtCifar)
+                                      SharedBasisResNeXt_CIFAR)
 from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
                                    find_basis_users, find_shared_bases,
                                    make_filter_basis)
@@ -63,7 +63,7 @@ def test_parameters_within_half_a_percent_of_table_2(config, params, flops,
 
 def test_densenet_bases_one_per_dense_block_unless_told():
     """The group owns its basis; every layer of its dense block uses it."""
-    backbone = SharedBasisDenseNetCifar(
+    backbone = SharedBasisDenseNet_CIFAR(
         arch=dict(growth_rate=4, depths=[2, 3, 2], init_channels=8),
         shared_rank=3,
         unique_rank=1)
@@ -76,7 +76,7 @@ def test_densenet_bases_one_per_dense_block_unless_told():
     assert users['stages.1.shared_basis'] == [
         f'stages.1.block.{j}.conv2.basis' for j in range(3)
     ]
-    shared = SharedBasisDenseNetCifar(
+    shared = SharedBasisDenseNet_CIFAR(
         arch=dict(growth_rate=4, depths=[2, 3, 2], init_channels=8),
         shared_rank=3,
         unique_rank=1,
@@ -94,7 +94,7 @@ def test_densenet_structure_options():
     plain = SharedBasisDenseNet(arch=arch)
     assert not find_shared_bases(plain)
     assert isinstance(plain.transitions[0].act, torch.nn.ReLU)
-    cifar = SharedBasisDenseNetCifar(arch=arch, transition_act=False)
+    cifar = SharedBasisDenseNet_CIFAR(arch=arch, transition_act=False)
     assert isinstance(cifar.transitions[0].act, torch.nn.Identity)
     assert [type(m) for m in cifar.stem] == [torch.nn.Conv2d]
     x = torch.randn(2, 3, 32, 32)
@@ -103,7 +103,7 @@ def test_densenet_structure_options():
 
 
 def test_densenet_forward_backward_and_frozen_stages():
-    backbone = SharedBasisDenseNetCifar(
+    backbone = SharedBasisDenseNet_CIFAR(
         arch=dict(growth_rate=4, depths=[2, 2, 2], init_channels=8),
         shared_rank=3,
         unique_rank=1,
@@ -177,7 +177,7 @@ def test_resnext_in_mmdet_forward_backward():
 
 
 def test_plain_resnext_cifar_is_mmdet_resnext_with_the_cifar_stem():
-    plain = SharedBasisResNeXtCifar(
+    plain = SharedBasisResNeXt_CIFAR(
         depth=50, groups=4, base_width=4, base_channels=16)
     assert not find_shared_bases(plain)
     assert plain.conv1.kernel_size == (3, 3) and plain.conv1.stride == (1, 1)
@@ -212,7 +212,7 @@ def test_grouped_basis_conv_is_its_two_grouped_convolutions(
 
 def test_grouped_shared_basis_conv_fuses():
     layer = SharedBasisConv2d(
-        8, 5, 3, padding=1, groups=2, rank=6, unique_rank=2).eval()
+        8, 5, 3, padding=1, groups=2, shared_rank=4, unique_rank=2).eval()
     layer.norm.running_mean.uniform_(-1, 1)
     layer.norm.running_var.uniform_(0.5, 2)
     x = torch.randn(2, 8, 6, 6)

@@ -14,7 +14,7 @@ register_all_modules()
 BACKBONE = dict(
     type='SharedBasisResNet',
     depth=50,
-    share='conv1_conv2',
+    basis_cfg=dict(share='conv1_conv2'),
     frozen_stages=1,
     init_cfg=None)
 

@@ -8,10 +8,10 @@ from mmcv.cnn import ConvModule, build_conv_layer
 from mmengine.runner import load_checkpoint, save_checkpoint
 
 from sharedbasis_mm import fuse_shared_basis
-from sharedbasis_mm.deploy import fuse_model
 from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
                                    find_basis_users, find_shared_bases,
-                                   make_filter_basis, orthogonality_error)
+                                   fuse_model, make_filter_basis,
+                                   orthogonality_error)
 
 
 class TwoLayers(nn.Module):
@@ -22,11 +22,11 @@ class TwoLayers(nn.Module):
         super().__init__()
         self.basis = make_filter_basis(channels, shared, 3)
         self.conv1 = SharedBasisConv2d(channels, channels, 3, padding=1,
-                                       rank=shared + unique,
+                                       shared_rank=shared,
                                        unique_rank=unique,
                                        shared_basis=self.basis)
         self.conv2 = SharedBasisConv2d(channels, channels, 3, padding=1,
-                                       rank=shared + unique,
+                                       shared_rank=shared,
                                        unique_rank=unique,
                                        shared_basis=self.basis)
 
@@ -43,7 +43,7 @@ def randomize_norm(norm):
 
 def test_identity_norm_equals_conv_with_reconstructed_filters():
     torch.manual_seed(0)
-    layer = SharedBasisConv2d(16, 24, 3, stride=2, padding=1, rank=10,
+    layer = SharedBasisConv2d(16, 24, 3, stride=2, padding=1, shared_rank=8,
                               unique_rank=2, norm_cfg=None)
     x = torch.randn(2, 16, 15, 15)
     basis = torch.cat([layer.shared_basis, layer.basis.unique_weight])
@@ -53,7 +53,7 @@ def test_identity_norm_equals_conv_with_reconstructed_filters():
     torch.testing.assert_close(layer(x), expected, rtol=1e-4, atol=1e-5)
 
     # The same with a BN set to identity (eval mode, unit statistics).
-    with_bn = SharedBasisConv2d(16, 24, 3, stride=2, padding=1, rank=10,
+    with_bn = SharedBasisConv2d(16, 24, 3, stride=2, padding=1, shared_rank=8,
                                 unique_rank=2).eval()
     with_bn.load_state_dict(layer.state_dict(), strict=False)
     torch.testing.assert_close(with_bn(x), expected, rtol=1e-4, atol=1e-4)
@@ -147,7 +147,7 @@ def test_orthogonality_error_values():
 def test_fused_layer_equals_unfused_in_eval_mode():
     torch.manual_seed(0)
     layer = SharedBasisConv2d(16, 32, 3, stride=2, padding=2, dilation=2,
-                              bias=True, rank=12, unique_rank=3)
+                              bias=True, shared_rank=9, unique_rank=3)
     randomize_norm(layer.norm)
     layer.eval()
     fused = layer.fuse()
@@ -178,7 +178,7 @@ def test_model_level_fusion_removes_every_shared_basis_layer():
 
 
 def test_fusion_needs_batch_norm_statistics():
-    layer = SharedBasisConv2d(4, 4, 3, rank=2,
+    layer = SharedBasisConv2d(4, 4, 3, shared_rank=2,
                               norm_cfg=dict(type='GN', num_groups=1))
     with pytest.raises(TypeError, match='only a BatchNorm folds'):
         layer.fuse()
@@ -188,7 +188,7 @@ def test_built_through_mmcv_conv_cfg():
     import sharedbasis_mm  # noqa: F401
     basis = make_filter_basis(64, 48, 3)
     conv = build_conv_layer(
-        dict(type='SharedBasisConv', rank=49, unique_rank=1,
+        dict(type='SharedBasisConv', shared_rank=48, unique_rank=1,
              shared_basis=basis), 64, 64, 3, padding=1, bias=False)
     assert conv.shared_basis is basis and conv.rank == 49
     assert conv(torch.randn(1, 64, 8, 8)).shape == (1, 64, 8, 8)
@@ -207,8 +207,22 @@ def test_built_through_mmcv_conv_cfg():
     (dict(rank=4, unique_rank=1, shared_basis=make_filter_basis(16, 3, 3)),
      ValueError, 'in_channels=8 differs from the shared basis'),
     (dict(rank=4, unique_rank=2, shared_basis=make_filter_basis(8, 3, 3)),
-     ValueError, r'rank - unique_rank=2 shared elements expected, but the '
-     'shared basis has 3 elements'),
+     ValueError, r'shared_rank=2 shared elements expected \(rank - '
+     r'unique_rank\), but the shared basis has 3 elements'),
+    (dict(shared_rank=0), ValueError, r'shared_rank must be a positive '
+     r'integer, got shared_rank=0'),
+    (dict(shared_rank=-1, unique_rank=1), ValueError,
+     r'shared_rank must be an integer >= 0, got shared_rank=-1'),
+    (dict(unique_rank=1), ValueError, 'shared_rank is required without a '
+     'shared_basis'),
+    (dict(shared_rank=3, unique_rank=2, shared_basis=make_filter_basis(8, 4,
+                                                                       3)),
+     ValueError, r'shared_rank=3 shared elements expected'),
+    (dict(shared_rank=4, unique_rank=1, norm_cfg=dict(type='GN',
+                                                      num_groups=2)),
+     ValueError, r"SharedBasisConv2d: shared_rank \+ unique_rank=5 basis "
+     r"responses cannot be split into the num_groups=2 groups of the norm "
+     r"after the basis"),
     (dict(rank=4, shared_basis=nn.Conv2d(8, 4, 3)), TypeError,
      r'shared_basis must be an nn.Parameter of shape \(n, in_channels, k, '
      r'k\)'),
@@ -223,10 +237,10 @@ def test_bad_input(kwargs, error, match):
 
 
 def test_unique_only_and_shared_only_layers():
-    unique_only = SharedBasisConv2d(8, 8, 3, rank=4, unique_rank=4)
+    unique_only = SharedBasisConv2d(8, 8, 3, shared_rank=0, unique_rank=4)
     assert unique_only.shared_basis is None
     assert unique_only(torch.randn(1, 8, 5, 5)).shape == (1, 8, 3, 3)
-    shared_only = SharedBasisConv2d(8, 8, 3, rank=4)
+    shared_only = SharedBasisConv2d(8, 8, 3, shared_rank=4)
     assert shared_only.basis.unique_weight is None
     assert shared_only.shared_basis.shape == (4, 8, 3, 3)
 
@@ -237,7 +251,7 @@ def test_shared_basis_conv_as_conv_module_conv_cfg():
     torch.manual_seed(0)
     module = ConvModule(
         8, 16, 3, stride=2, padding=1,
-        conv_cfg=dict(type='SharedBasisConv', rank=6, unique_rank=2),
+        conv_cfg=dict(type='SharedBasisConv', shared_rank=4, unique_rank=2),
         norm_cfg=dict(type='BN'))
     assert isinstance(module.conv, SharedBasisConv2d)
     conv = module.conv
@@ -281,3 +295,38 @@ def test_unique_elements_follow_the_dtype_of_a_given_basis():
     x = torch.randn(1, 8, 5, 5, dtype=torch.float64)
     weight = torch.cat([basis, conv.unique_weight])
     torch.testing.assert_close(conv(x), F.conv2d(x, weight, padding=1))
+
+
+@pytest.mark.parametrize('conv_cfg,groups', [
+    (dict(type='BasisConv'), 2),
+    (dict(type='SharedBasisConv', shared_rank=3, unique_rank=1), 1),
+    (dict(type='TBC', blocks=2), 2),
+])
+def test_conv_module_reads_the_geometry_of_every_layer(conv_cfg, groups):
+    """The attributes ConvModule copies from its conv are those of
+    nn.Conv2d with the same arguments (ConvModuleAttributes)."""
+    import sharedbasis_mm  # noqa: F401
+    args = dict(stride=2, padding=2, dilation=2, groups=groups)
+    if conv_cfg['type'] == 'SharedBasisConv':
+        args.pop('groups')
+    norm_cfg = dict(type='BN')
+    module = ConvModule(8, 4, 3, conv_cfg=conv_cfg, norm_cfg=norm_cfg, **args)
+    reference = ConvModule(8, 4, 3, norm_cfg=norm_cfg, **args)
+    for name in ('in_channels', 'out_channels', 'kernel_size', 'stride',
+                 'padding', 'dilation', 'groups', 'transposed',
+                 'output_padding'):
+        assert getattr(module.conv, name) == getattr(reference.conv,
+                                                     name), name
+        assert getattr(module, name) == getattr(reference, name), name
+    assert module(torch.randn(2, 8, 9, 9)).shape == reference(
+        torch.randn(2, 8, 9, 9)).shape == (2, 4, 5, 5)
+
+
+def test_deprecated_rank_is_shared_plus_unique_rank():
+    with pytest.warns(FutureWarning, match=r'`SharedBasisConv2d\(rank=R\)` is '
+                      r'deprecated; use `shared_rank=R - unique_rank`'):
+        old = SharedBasisConv2d(8, 8, 3, rank=6, unique_rank=2)
+    new = SharedBasisConv2d(8, 8, 3, shared_rank=4, unique_rank=2)
+    assert (old.rank, old.basis.shared_rank) == (new.rank, 4) == (6, 4)
+    assert {k: v.shape for k, v in old.state_dict().items()} == {
+        k: v.shape for k, v in new.state_dict().items()}

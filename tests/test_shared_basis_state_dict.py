@@ -1,16 +1,13 @@
 """The state-dict layout of the shared bases: one key and one Parameter per
-basis, owned by its residual group; refusal of other layouts; the upgrade of
-version-1 checkpoints (one copy per user); norm_cfg and conv_cfg reaching the
-shared layers."""
+basis, owned by its residual group; refusal of other layouts; norm_cfg and
+conv_cfg reaching the shared layers."""
 import copy
 import re
-from collections import OrderedDict
 
 import pytest
 import torch
 import torch.nn as nn
 from mmdet.models.backbones import ResNet
-from mmengine.config import Config
 from mmengine.model import (ExponentialMovingAverage, convert_sync_batchnorm,
                             revert_sync_batchnorm)
 from mmengine.optim import build_optim_wrapper
@@ -18,7 +15,6 @@ from mmengine.runner import load_checkpoint, save_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import sharedbasis_mm  # noqa: F401
-from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
                                       SharedBasisResNet)
 from sharedbasis_mm.layers import (SharedBasisConv2d, find_basis_users,
@@ -26,14 +22,14 @@ from sharedbasis_mm.layers import (SharedBasisConv2d, find_basis_users,
 
 # (arguments, the state-dict keys of the bases)
 LAYOUTS = [
-    (dict(depth=18, shared_rank=4),
+    (dict(depth=18, basis_cfg=dict(shared_rank=4)),
      [f'layer{i}.shared_basis' for i in range(1, 5)]),
-    (dict(depth=34, shared_rank=4, num_bases=2),
+    (dict(depth=34, basis_cfg=dict(shared_rank=4, num_bases=2)),
      [f'layer{i}.shared_basis_conv{c}' for i in range(1, 5)
       for c in (1, 2)]),
-    (dict(depth=50, share='conv2'),
+    (dict(depth=50, basis_cfg=dict(share='conv2')),
      [f'layer{i}.shared_basis_conv2' for i in range(1, 5)]),
-    (dict(depth=50, share='all'),
+    (dict(depth=50, basis_cfg=dict(share='all')),
      [f'layer{i}.shared_basis_conv{c}' for i in range(1, 5)
       for c in (1, 2, 3)]),
     (dict(mobilenet=True, share='expand_project'),
@@ -69,27 +65,6 @@ def outputs(model, seed=1):
         return torch.cat([out.flatten() for out in model(x)])
 
 
-def version_1(model, prefix=''):
-    """The model's state dict in the version-1 layout: a copy of each basis
-    under every layer using it (``<layer>.shared_basis.weight``), and the
-    version-1 metadata of the groups."""
-    state_dict = model.state_dict()
-    metadata = state_dict._metadata
-    old = OrderedDict()
-    users = find_basis_users(model)
-    for key, value in state_dict.items():
-        if key in users:
-            for user in users[key]:
-                old[f'{prefix}{user}.shared_basis.weight'] = value.clone()
-        else:
-            old[prefix + key] = value
-    old._metadata = OrderedDict(
-        (prefix + name if name else prefix[:-1],
-         dict(meta, version=1) if meta.get('version', 1) == 2 else meta)
-        for name, meta in metadata.items())
-    return old
-
-
 @pytest.mark.parametrize('kwargs,keys', LAYOUTS)
 def test_one_key_and_one_parameter_per_basis(kwargs, keys):
     model = build(**kwargs)
@@ -122,7 +97,7 @@ def test_one_key_and_one_parameter_per_basis(kwargs, keys):
 def test_ema_moves_a_shared_basis_as_an_unshared_parameter():
     """mmengine's EMA with update_buffers=True (the EMAHook of RTMDet/YOLOX)
     averages the state dict key by key: each basis moves once."""
-    model = build(depth=18, shared_rank=4)
+    model = build(depth=18, basis_cfg=dict(shared_rank=4))
     ema = ExponentialMovingAverage(model, momentum=0.5, update_buffers=True)
     ema.update_parameters(model)  # the first update copies
     with torch.no_grad():
@@ -141,7 +116,7 @@ def test_ema_moves_a_shared_basis_as_an_unshared_parameter():
 def test_optimizer_with_paramwise_cfg_sees_each_basis_once():
     """Registered once, a basis needs no bypass_duplicate; custom_keys
     select it by its key."""
-    model = build(depth=18, shared_rank=4)
+    model = build(depth=18, basis_cfg=dict(shared_rank=4))
     wrapper = build_optim_wrapper(
         model,
         dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9,
@@ -160,7 +135,7 @@ def test_optimizer_with_paramwise_cfg_sees_each_basis_once():
 
 
 def test_frozen_stages_freeze_the_bases_of_their_groups():
-    model = build(depth=18, shared_rank=4, frozen_stages=2)
+    model = build(depth=18, basis_cfg=dict(shared_rank=4), frozen_stages=2)
     bases = find_shared_bases(model)
     assert [n for n, b in bases.items() if b.requires_grad] == [
         'layer3.shared_basis', 'layer4.shared_basis'
@@ -168,8 +143,8 @@ def test_frozen_stages_freeze_the_bases_of_their_groups():
 
 
 def test_another_sharing_layout_is_refused_naming_the_keys(tmp_path):
-    double = build(depth=18, shared_rank=4, num_bases=2)
-    single = build(depth=18, shared_rank=4, num_bases=1)
+    double = build(depth=18, basis_cfg=dict(shared_rank=4, num_bases=2))
+    single = build(depth=18, basis_cfg=dict(shared_rank=4, num_bases=1))
     with pytest.raises(RuntimeError) as error:
         single.load_state_dict(double.state_dict())
     message = str(error.value)
@@ -180,82 +155,12 @@ def test_another_sharing_layout_is_refused_naming_the_keys(tmp_path):
     save_checkpoint({'state_dict': double.state_dict()}, path)
     with pytest.raises(RuntimeError, match='layer1.shared_basis_conv1'):
         load_checkpoint(single, path, strict=True)
-    # Also in the version-1 layout, where both layouts have per-user keys:
-    # the copies of one basis of the single-basis model differ.
-    with pytest.raises(RuntimeError,
-                       match=r'the copies of the shared basis '
-                       r'layer1.shared_basis differ in the checkpoint: '
-                       r'layer1.1.conv1.basis.shared_basis.weight and '
-                       r'layer1.1.conv2.basis.shared_basis.weight'):
-        single.load_state_dict(version_1(double))
-
-
-@pytest.mark.parametrize('kwargs', [
-    kwargs for kwargs, _ in LAYOUTS if kwargs.get('share') != 'conv2'
-])
-def test_version_1_state_dicts_are_upgraded(kwargs):
-    source = randomized(build(**kwargs))
-    expected = outputs(source)
-    old = version_1(source)
-    assert not [k for k in old if k.endswith('shared_basis')]
-    model = build(**kwargs)
-    model.load_state_dict(old, strict=True)
-    assert torch.equal(outputs(model), expected)
-    for name, basis in find_shared_bases(model).items():
-        assert torch.equal(basis, source.state_dict()[name])
-    # Without metadata (a state dict rebuilt key by key) too.
-    randomized(model, seed=2)
-    model.load_state_dict(dict(old), strict=True)
-    assert torch.equal(outputs(model), expected)
-
-
-def test_version_1_copies_that_differ_are_refused():
-    source = build(depth=34, shared_rank=4)
-    old = version_1(source)
-    old['layer2.2.conv2.basis.shared_basis.weight'] += 1e-3
-    with pytest.raises(RuntimeError,
-                       match=r'the copies of the shared basis '
-                       r'layer2.shared_basis differ in the checkpoint: '
-                       r'layer2.1.conv1.basis.shared_basis.weight and '
-                       r'layer2.2.conv2.basis.shared_basis.weight \(is it of '
-                       r'another sharing layout'):
-        build(depth=34, shared_rank=4).load_state_dict(old)
-
-
-@pytest.mark.parametrize('backbone,sharing', [
-    ('SharedBasisResNet', dict(depth=18, base_channels=8, shared_rank=4)),
-    ('SharedBasisResNet', dict(depth=50, base_channels=8, share='all')),
-])
-def test_version_1_classifier_checkpoint_loads_through_mmengine(
-        tmp_path, backbone, sharing):
-    cfg = Config(
-        dict(
-            default_scope='mmpretrain',
-            model=dict(
-                type='ImageClassifier',
-                backbone=dict(type=backbone, out_indices=(3, ), **sharing),
-                neck=dict(type='GlobalAveragePooling'),
-                head=dict(type='LinearClsHead', num_classes=10,
-                          in_channels=64 * (4 if sharing['depth'] >= 50
-                                            else 1)))))
-    source = randomized(build_model_from_config(cfg))
-    path = str(tmp_path / 'old.pth')
-    old = version_1(source.backbone, prefix='backbone.')
-    for key, value in source.state_dict().items():
-        if not key.startswith('backbone.'):
-            old[key] = value
-    torch.save({'state_dict': old, 'meta': {}}, path)
-    model = build_model_from_config(cfg)
-    load_checkpoint(model, path, strict=True)
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(
-            model.eval()(x, mode='tensor'), source(x, mode='tensor'))
 
 
 def test_assign_loading_rebinds_the_layers():
-    source = randomized(build(depth=34, shared_rank=4, num_bases=2))
-    model = build(depth=34, shared_rank=4, num_bases=2)
+    source = randomized(
+        build(depth=34, basis_cfg=dict(shared_rank=4, num_bases=2)))
+    model = build(depth=34, basis_cfg=dict(shared_rank=4, num_bases=2))
     model.load_state_dict(copy.deepcopy(source.state_dict()), assign=True)
     for name, users in find_basis_users(model).items():
         basis = dict(model.named_parameters())[name]
@@ -267,7 +172,7 @@ def test_assign_loading_rebinds_the_layers():
 def test_plain_resnet_checkpoint_says_how_to_get_a_compatible_one(
         tmp_path, capsys):
     plain = ResNet(depth=18, base_channels=8).state_dict()
-    model = build(depth=18, shared_rank=4)
+    model = build(depth=18, basis_cfg=dict(shared_rank=4))
     hint = (r'the checkpoint holds plain convolution weights '
             r'\(layer1.1.conv1.weight, ...\) where the layers share filter '
             r'bases, and not the bases \(layer1.shared_basis\): it is a plain '
@@ -284,7 +189,7 @@ def test_plain_resnet_checkpoint_says_how_to_get_a_compatible_one(
     printed = capsys.readouterr().out
     assert re.search(hint, printed)
     assert 'missing keys in source state_dict: layer1.shared_basis' in printed
-    bottleneck = build(depth=50, share='conv2')
+    bottleneck = build(depth=50, basis_cfg=dict(share='conv2'))
     with pytest.raises(RuntimeError,
                        match=r'\(layer1.1.conv2.weight, ...\) .* '
                        r'\(layer1.shared_basis_conv2\)'):
@@ -302,7 +207,7 @@ def test_norm_cfg_reaches_the_norms_of_the_shared_layers(norm_cfg, norm_type):
         return [m for m in model.modules()
                 if isinstance(m, (_BatchNorm, nn.GroupNorm))]
 
-    model = build(depth=18, shared_rank=3, norm_cfg=norm_cfg)
+    model = build(depth=18, basis_cfg=dict(shared_rank=3), norm_cfg=norm_cfg)
     # The norms of mmdet's ResNet, and one after each basis (the two
     # shared convolutions of the second block of each of the four groups).
     plain = ResNet(depth=18, base_channels=8, norm_cfg=norm_cfg)
@@ -324,32 +229,35 @@ def test_norm_cfg_reaches_the_norms_of_the_shared_layers(norm_cfg, norm_type):
             basis = dict(synced.named_parameters())[name]
             assert all(synced.get_submodule(u).shared_basis is basis
                        for u in users)
-    frozen = build(depth=18, shared_rank=3,
+    frozen = build(depth=18, basis_cfg=dict(shared_rank=3),
                    norm_cfg=dict(norm_cfg, requires_grad=False))
     assert all(not p.requires_grad for m in frozen.modules()
                if isinstance(m, SharedBasisConv2d)
                for p in m.norm.parameters())
-    # basis_norm_cfg=None removes them; a dict sets them apart.
-    assert not [m for m in build(depth=18, shared_rank=3, norm_cfg=norm_cfg,
-                                 basis_norm_cfg=None).modules()
+    # basis_cfg.norm_cfg=None removes them; a dict sets them apart.
+    assert not [m for m in build(depth=18, norm_cfg=norm_cfg,
+                                 basis_cfg=dict(shared_rank=3,
+                                                norm_cfg=None)).modules()
                 if isinstance(m, SharedBasisConv2d) and m.norm is not None]
-    apart = build(depth=18, shared_rank=3, norm_cfg=norm_cfg,
-                  basis_norm_cfg=dict(type='IN', affine=True))
+    apart = build(depth=18, norm_cfg=norm_cfg,
+                  basis_cfg=dict(shared_rank=3,
+                                 norm_cfg=dict(type='IN', affine=True)))
     assert all(type(m.norm) is nn.InstanceNorm2d for m in apart.modules()
                if isinstance(m, SharedBasisConv2d))
 
 
 def test_bad_basis_norm_cfg():
     with pytest.raises(ValueError,
-                       match=r"SharedBasisResNet: basis_norm_cfg must be a "
-                       r"norm config dict, None \(no norm\) or "
-                       r"\"norm_cfg\" .*, got basis_norm_cfg='BN'"):
-        build(depth=18, shared_rank=4, basis_norm_cfg='BN')
+                       match=r"SharedBasisResNet \(depth=18\): "
+                       r"basis_cfg.norm_cfg must be a norm config dict, None "
+                       r"\(no norm\) or \"norm_cfg\" .*, got "
+                       r"basis_cfg.norm_cfg='BN'"):
+        build(depth=18, basis_cfg=dict(shared_rank=4, norm_cfg='BN'))
 
 
 @pytest.mark.parametrize('kwargs,owner', [
-    (dict(depth=18, shared_rank=4), 'SharedBasisResNet'),
-    (dict(depth=50, share='conv2'), 'SharedBasisResNet'),
+    (dict(depth=18, basis_cfg=dict(shared_rank=4)), 'SharedBasisResNet'),
+    (dict(depth=50, basis_cfg=dict(share='conv2')), 'SharedBasisResNet'),
     (dict(mobilenet=True), 'SharedBasisMobileNetV2'),
 ])
 def test_conv_cfg_that_cannot_apply_to_a_basis_is_refused(kwargs, owner):

@@ -50,7 +50,7 @@ class TinySharedBasisNet(BaseModel):
                     channels,
                     3,
                     padding=1,
-                    rank=rank,
+                    shared_rank=rank - unique_rank,
                     unique_rank=unique_rank,
                     shared_basis=first.shared_basis if first else None,
                     norm_cfg=norm_cfg))

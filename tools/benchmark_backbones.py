@@ -15,7 +15,7 @@ CPU, ``--clock cpu --threads 1`` times CPU time instead of elapsed time, which
 is robust to other processes taking the core). Throughput
 is images per second at the largest batch; peak memory is what one call at
 that batch allocates beyond the weights and inputs. A ``-fused`` backbone is
-passed through :func:`sharedbasis_mm.deploy.fuse_model` (shared bases into
+passed through :func:`sharedbasis_mm.layers.fuse_model` (shared bases into
 plain convolutions, BatchNorms folded), the structure that
 ``deploy=True`` builds.
 
@@ -41,7 +41,7 @@ from sharedbasis_mm.analysis import count_flops, count_parameters
 from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
                                                describe_machine, peak_memory,
                                                summarize)
-from sharedbasis_mm.deploy import fuse_model
+from sharedbasis_mm.layers import fuse_model
 
 from tool_utils import DefaultsHelpFormatter, int_at_least
 from tool_utils.benchmark_options import add_timing_arguments

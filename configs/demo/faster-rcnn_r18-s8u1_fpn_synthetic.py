@@ -18,9 +18,7 @@ model = dict(
         type='SharedBasisResNet',
         depth=18,
         base_channels=16,
-        shared_rank=8,
-        unique_rank=1,
-        num_bases=1,
+        basis_cfg=dict(shared_rank=8, unique_rank=1, num_bases=1),
         frozen_stages=-1,
         norm_eval=False,
         # the residual norms start at one, as in the runs that tuned this

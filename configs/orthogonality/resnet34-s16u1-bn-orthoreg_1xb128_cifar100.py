@@ -7,7 +7,7 @@
 # (c) resnet34-s16u1-nobn-orthoreg_...
 _base_ = ['../shared_basis/resnet34-s32u1_1xb128_cifar100.py']
 
-model = dict(backbone=dict(shared_rank=16, unique_rank=1))
+model = dict(backbone=dict(basis_cfg=dict(shared_rank=16, unique_rank=1)))
 
 custom_hooks = [
     dict(type='OrthogonalityLossHook', loss_weight=10., reduction='mean'),

@@ -2,4 +2,4 @@
 # regularization.
 _base_ = ['./resnet34-s16u1-bn_1xb128_cifar100.py']
 
-model = dict(backbone=dict(basis_norm_cfg=None))
+model = dict(backbone=dict(basis_cfg=dict(norm_cfg=None)))

@@ -12,7 +12,7 @@ custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='SharedBasisDenseNetCifar',
+        type='SharedBasisDenseNet_CIFAR',
         arch='121',
         shared_rank=16,
         unique_rank=1,

@@ -10,11 +10,9 @@ custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='SharedBasisResNetCifar',
+        type='SharedBasisResNet_CIFAR',
         depth=34,
-        shared_rank=32,
-        unique_rank=1,
-        num_bases=1,
+        basis_cfg=dict(shared_rank=32, unique_rank=1, num_bases=1),
         out_indices=(3,)),
     head=dict(num_classes=100, in_channels=512))
 

@@ -12,9 +12,7 @@ model = dict(
         _delete_=True,
         type='SharedBasisResNet',
         depth=34,
-        shared_rank=48,
-        unique_rank=1,
-        num_bases=2))
+        basis_cfg=dict(shared_rank=48, unique_rank=1, num_bases=2)))
 
 paper_reference = dict(
     source='Learning Deeply Shared Filter Bases, Table 1',

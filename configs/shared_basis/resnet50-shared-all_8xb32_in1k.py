@@ -12,7 +12,7 @@ model = dict(
         _delete_=True,
         type='SharedBasisResNet',
         depth=50,
-        share='all'))
+        basis_cfg=dict(share='all')))
 
 paper_reference = dict(
     source='Learning Deeply Shared Filter Bases, Table 1',

@@ -16,7 +16,7 @@ model = dict(
         # as in the authors' code (ResNet50_Shared), whose released weights
         # convert into this model; share='conv1_conv2' builds the reading of
         # the paper's sentence ("the first two convolutions") instead.
-        share='conv2_conv3'))
+        basis_cfg=dict(share='conv2_conv3')))
 
 paper_reference = dict(
     source='Learning Deeply Shared Filter Bases, Table 1',

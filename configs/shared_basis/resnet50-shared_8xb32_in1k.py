@@ -12,7 +12,7 @@ model = dict(
         _delete_=True,
         type='SharedBasisResNet',
         depth=50,
-        share='conv2'))
+        basis_cfg=dict(share='conv2')))
 
 paper_reference = dict(
     source='Learning Deeply Shared Filter Bases, Table 1',

@@ -10,17 +10,15 @@ custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='SharedBasisResNetCifar',
+        type='SharedBasisResNet_CIFAR',
         num_stages=3,
         base_channels=16,
         strides=(1, 2, 2),
         dilations=(1, 1, 1),
         out_indices=(2,),
         shortcut_type='pad',
-        shared_rank=16,
-        unique_rank=1,
-        depth=56,
-        num_bases=1),
+        basis_cfg=dict(shared_rank=16, unique_rank=1, num_bases=1),
+        depth=56),
     head=dict(num_classes=10, in_channels=64))
 
 paper_reference = dict(

@@ -12,7 +12,7 @@ custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='SharedBasisResNeXtCifar',
+        type='SharedBasisResNeXt_CIFAR',
         depth=50,
         groups=32,
         base_width=4,

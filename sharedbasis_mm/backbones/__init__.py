@@ -1,14 +1,21 @@
 from .shared_basis_densenet import (SharedBasisDenseNet,
+                                    SharedBasisDenseNet_CIFAR,
                                     SharedBasisDenseNetCifar)
 from .shared_basis_mobilenet_v2 import SharedBasisMobileNetV2
-from .shared_basis_resnet import SharedBasisResNet, SharedBasisResNetCifar
-from .shared_basis_resnext import SharedBasisResNeXt, SharedBasisResNeXtCifar
+from .shared_basis_resnet import (SharedBasisResNet, SharedBasisResNet_CIFAR,
+                                  SharedBasisResNetCifar)
+from .shared_basis_resnext import (SharedBasisResNeXt,
+                                   SharedBasisResNeXt_CIFAR,
+                                   SharedBasisResNeXtCifar)
 from .tied_resnet import (TiedBottleneck, TiedResNet, TiedResNeXt,
                           TiedSEResNet, TiedSplitConv)
 
+# SharedBasisResNetCifar, SharedBasisDenseNetCifar and
+# SharedBasisResNeXtCifar are the deprecated aliases of the *_CIFAR classes.
 __all__ = [
-    'SharedBasisResNet', 'SharedBasisResNetCifar', 'SharedBasisMobileNetV2',
-    'SharedBasisDenseNet', 'SharedBasisDenseNetCifar', 'SharedBasisResNeXt',
-    'SharedBasisResNeXtCifar', 'TiedBottleneck', 'TiedSplitConv',
-    'TiedResNet', 'TiedResNeXt', 'TiedSEResNet'
+    'SharedBasisResNet', 'SharedBasisResNet_CIFAR', 'SharedBasisMobileNetV2',
+    'SharedBasisDenseNet', 'SharedBasisDenseNet_CIFAR', 'SharedBasisResNeXt',
+    'SharedBasisResNeXt_CIFAR', 'SharedBasisResNetCifar',
+    'SharedBasisDenseNetCifar', 'SharedBasisResNeXtCifar', 'TiedBottleneck',
+    'TiedSplitConv', 'TiedResNet', 'TiedResNeXt', 'TiedSEResNet'
 ]

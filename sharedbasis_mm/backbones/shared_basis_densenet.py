@@ -16,19 +16,25 @@ from typing import Dict, Optional, Sequence
 import torch.nn as nn
 from mmpretrain.models.backbones import DenseNet
 
-from ..layers import SharedBasisConv2d, make_filter_basis
+from ..layers import (ConvGeometry, SharedBasisConv2d, SwitchToDeployMixin,
+                      make_filter_basis, register_bases)
 from ..registry import MODELS
+from ..utils.deprecation import register_deprecated_alias
+from ..utils.validation import check_bool, check_int
 
 
 @MODELS.register_module()
-class SharedBasisDenseNet(DenseNet):
+class SharedBasisDenseNet(SwitchToDeployMixin, DenseNet):
     """DenseNet with a filter basis shared inside each dense block.
 
     mmpretrain's ``DenseNet`` (``arch``, ``bn_size``, ``compression_factor``,
     ``out_indices``, ``frozen_stages``, ...) whose 3 x 3 convolutions share
     bases as the module docstring says. The dense block (``stages[i]``) that
-    first uses a basis owns it: one ``stages.{i}.shared_basis`` parameter;
-    ``frozen_stages`` freezes it with that block.
+    first uses a basis makes it, owns it (one ``stages.{i}.shared_basis``
+    parameter) and hands it to its layers (and to later blocks of the same
+    ``basis_indices``); ``frozen_stages`` freezes it with that block. It
+    keeps its own sharing arguments: its one kind of layer needs no block
+    config.
 
     Args:
         shared_rank (int): Shared elements n of each basis; 0 builds the
@@ -48,6 +54,9 @@ class SharedBasisDenseNet(DenseNet):
             blocks apply the activation after their norm (BN-ReLU-conv-pool,
             as mmpretrain and DenseNet-BC). The authors' CIFAR code has none
             (BN-conv-pool). Defaults to True.
+        deploy (bool): Build the inference structure of
+            :meth:`switch_to_deploy` (the shared-basis layers fused, each
+            BatchNorm after a convolution folded into it). Defaults to False.
         **kwargs: The arguments of mmpretrain's ``DenseNet``.
     """
 
@@ -58,7 +67,9 @@ class SharedBasisDenseNet(DenseNet):
                  basis_norm_cfg: Optional[Dict] = dict(type='BN'),
                  basis_indices: Optional[Sequence[int]] = None,
                  transition_act: bool = True,
+                 deploy: bool = False,
                  **kwargs) -> None:
+        check_bool('deploy', deploy, owner=type(self).__name__)
         super().__init__(*args, **kwargs)
         self._check_args(shared_rank, unique_rank, basis_indices)
         self.shared_rank = shared_rank
@@ -74,65 +85,68 @@ class SharedBasisDenseNet(DenseNet):
             self._share_bases(basis_norm_cfg)
         # the layers built above are frozen like the rest
         self._freeze_stages()
+        if deploy:
+            self.switch_to_deploy()
 
     def _check_args(self, shared_rank: int, unique_rank: int,
                     basis_indices: Optional[Sequence[int]]) -> None:
         name = type(self).__name__
-        for arg, value in (('shared_rank', shared_rank), ('unique_rank',
-                                                          unique_rank)):
-            if not isinstance(value, int) or value < 0:
-                raise ValueError(f'{name}: {arg} must be an integer >= 0, '
-                                 f'got {arg}={value!r}')
+        check_int('shared_rank', shared_rank, 0, owner=name)
+        check_int('unique_rank', unique_rank, 0, owner=name)
         if shared_rank == 0 and (unique_rank or basis_indices is not None):
             raise ValueError(
                 f'{name}: unique_rank={unique_rank} and basis_indices='
                 f'{basis_indices} need shared bases, but shared_rank=0 '
                 f'builds the plain DenseNet; expected shared_rank > 0')
-        if basis_indices is not None and (
-                len(basis_indices) != self.num_stages
-                or any(not isinstance(i, int) or not 0 <= i < self.num_stages
-                       for i in basis_indices)):
+        if basis_indices is None:
+            return
+        if not isinstance(basis_indices, (tuple, list)) or len(
+                basis_indices) != self.num_stages:
             raise ValueError(
                 f'{name}: basis_indices must give one index in '
                 f'[0, {self.num_stages}) per dense block '
                 f'({self.num_stages}), got basis_indices={basis_indices!r}')
+        for j, index in enumerate(basis_indices):
+            check_int(f'basis_indices[{j}]', index, 0, self.num_stages - 1,
+                      owner=name)
 
     def _share_bases(self, basis_norm_cfg: Optional[Dict]) -> None:
-        """Turn every layer's 3 x 3 convolution into a basis convolution."""
-        bases = {}
+        """Turn every layer's 3 x 3 convolution into a basis convolution on
+        the basis that the first dense block of its index makes and owns."""
+        bases: Dict[int, nn.Parameter] = {}
         for stage, index in zip(self.stages, self.basis_indices):
             first_conv = stage.block[0].conv2
             if index not in bases:
                 bases[index] = make_filter_basis(first_conv.in_channels,
                                                  self.shared_rank,
                                                  first_conv.kernel_size)
-                stage.register_parameter('shared_basis', bases[index])
+                register_bases(stage, dict(shared_basis=bases[index]))
             for layer in stage.block:
-                conv = layer.conv2
                 layer.conv2 = SharedBasisConv2d(
-                    conv.in_channels,
-                    conv.out_channels,
-                    conv.kernel_size,
-                    stride=conv.stride,
-                    padding=conv.padding,
-                    rank=self.shared_rank + self.unique_rank,
+                    **ConvGeometry.of(layer.conv2)._asdict(),
                     unique_rank=self.unique_rank,
                     shared_basis=bases[index],
                     norm_cfg=basis_norm_cfg)
 
 
 @MODELS.register_module()
-class SharedBasisDenseNetCifar(SharedBasisDenseNet):
+class SharedBasisDenseNet_CIFAR(SharedBasisDenseNet):
     """:class:`SharedBasisDenseNet` with the CIFAR stem of DenseNet-BC.
 
     The stem is one 3 x 3 stride-1 convolution to ``init_channels``
     (twice the growth rate for the standard archs), with no norm, activation
     or pooling: the first dense layer's BN-ReLU follows it. With
     ``transition_act=False`` it is the structure of the authors' CIFAR-100
-    ``DenseNet121`` and ``DenseNet121_SingleShared``.
+    ``DenseNet121`` and ``DenseNet121_SingleShared``. Registered before as
+    ``SharedBasisDenseNetCifar`` (deprecated).
     """
 
-    def __init__(self, *args, in_channels: int = 3, **kwargs) -> None:
+    def __init__(self,
+                 *args,
+                 in_channels: int = 3,
+                 deploy: bool = False,
+                 **kwargs) -> None:
+        check_bool('deploy', deploy, owner=type(self).__name__)
         super().__init__(*args, in_channels=in_channels, **kwargs)
         self.stem = nn.Sequential(
             nn.Conv2d(
@@ -141,3 +155,8 @@ class SharedBasisDenseNetCifar(SharedBasisDenseNet):
                 kernel_size=3,
                 padding=1,
                 bias=False))
+        if deploy:
+            self.switch_to_deploy()
+
+SharedBasisDenseNetCifar = register_deprecated_alias(
+    MODELS, 'SharedBasisDenseNetCifar', SharedBasisDenseNet_CIFAR)

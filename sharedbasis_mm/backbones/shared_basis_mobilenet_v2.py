@@ -6,10 +6,10 @@ from mmcv.cnn import ConvModule, build_activation_layer
 from mmpretrain.models.backbones import MobileNetV2
 
 from ..attention import ECALayer
-from ..deploy import fuse_model
-from ..layers import (BasisConv2d, SharedBasisSequential,
-                      check_basis_conv_cfg)
+from ..layers import (BasisConv2d, SharedBasisSequential, SwitchToDeployMixin,
+                      check_basis_conv_cfg, make_filter_basis)
 from ..registry import MODELS
+from ..utils.validation import check_bool, check_choice
 from .train_mode import ReturnsSelfOnTrain
 
 # The shared convolutions, by the names of their bases in the stage, and
@@ -30,7 +30,8 @@ ECA_WIDE_CHANNELS = 96
 
 
 @MODELS.register_module()
-class SharedBasisMobileNetV2(ReturnsSelfOnTrain, MobileNetV2):
+class SharedBasisMobileNetV2(SwitchToDeployMixin, ReturnsSelfOnTrain,
+                             MobileNetV2):
     """MobileNetV2-Shared and MobileNetV2-Shared‡ of Learning Deeply Shared Filter Bases (Table 1).
 
     In each stage that repeats its inverted-residual block at least twice
@@ -39,9 +40,11 @@ class SharedBasisMobileNetV2(ReturnsSelfOnTrain, MobileNetV2):
     channels): the 1 x 1 expansion (``share='expand'``, MobileNetV2-Shared)
     or the expansion and the 1 x 1 projection (``share='expand_project'``,
     MobileNetV2-Shared‡). The first block of each stage, the depthwise
-    convolutions and every BatchNorm stay unshared. Each stage owns its
-    bases: state-dict keys ``layer<i>.shared_basis_expand`` and
-    ``layer<i>.shared_basis_project``.
+    convolutions and every BatchNorm stay unshared. Each stage makes its
+    bases, owns them (state-dict keys ``layer<i>.shared_basis_expand`` and
+    ``layer<i>.shared_basis_project``) and hands them to its blocks. Its one
+    block family takes its sharing argument, ``share``, directly (no
+    ``basis_cfg``).
 
     Three options build the authors' structure where it differs from
     mmpretrain's MobileNetV2 (their released models use all three; the two
@@ -63,9 +66,9 @@ class SharedBasisMobileNetV2(ReturnsSelfOnTrain, MobileNetV2):
             channels, else 3), as the authors' MobileNetV2-Shared‡.
             Defaults to False.
         deploy (bool): Build the inference structure of
-            :func:`~sharedbasis_mm.deploy.fuse_model` (plain convolutions
-            with bias, BatchNorms folded away), into which a fused
-            checkpoint loads. Defaults to False.
+            :meth:`switch_to_deploy` (plain convolutions with bias,
+            BatchNorms folded away), into which a fused checkpoint loads.
+            Defaults to False.
         **kwargs: The arguments of mmpretrain's ``MobileNetV2``.
     """
 
@@ -76,19 +79,17 @@ class SharedBasisMobileNetV2(ReturnsSelfOnTrain, MobileNetV2):
                  eca: bool = False,
                  deploy: bool = False,
                  **kwargs) -> None:
-        if share not in SHARE_MODES:
-            raise ValueError(f'SharedBasisMobileNetV2: unknown share='
-                             f'{share!r}; expected one of '
-                             f'{sorted(SHARE_MODES)}')
-        check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
+        name = type(self).__name__
+        check_choice('share', share, sorted(SHARE_MODES), owner=name)
+        check_bool('deploy', deploy, owner=name)
+        check_basis_conv_cfg(name, kwargs.get('conv_cfg'))
         self.share = share
         self.always_expand = always_expand
         self.block_act_cfg = block_act_cfg
         self.eca = eca
         super().__init__(**kwargs)
-        self.deploy = deploy
         if deploy:
-            fuse_model(self)
+            self.switch_to_deploy()
 
     def _freeze_stages(self) -> None:
         """mmpretrain's freezing, with the stem's norm in eval mode too (as
@@ -126,14 +127,17 @@ class SharedBasisMobileNetV2(ReturnsSelfOnTrain, MobileNetV2):
             kernel_size = 1 if out_channels < ECA_WIDE_CHANNELS else 3
             for block in repeated:
                 block.conv.append(ECALayer(kernel_size))
-        first: Dict[str, BasisConv2d] = {}
+        # the stage makes each basis with the shape of the convolution it
+        # replaces, owns it and hands it to the repeated blocks
+        bases: Dict[str, nn.Parameter] = {}
         for block in repeated:
             for name, index in SHARE_MODES[self.share].items():
                 conv_module = block.conv[index]
-                basis = first[name].shared_basis if name in first else None
-                conv_module.conv = BasisConv2d.like(conv_module.conv, basis)
-                first.setdefault(name, conv_module.conv)
-        group = SharedBasisSequential(*layer)
-        for name, conv in first.items():
-            group.own_basis(name, conv)
-        return group
+                conv = conv_module.conv
+                if name not in bases:
+                    bases[name] = make_filter_basis(conv.in_channels,
+                                                    conv.out_channels,
+                                                    conv.kernel_size,
+                                                    conv.groups)
+                conv_module.conv = BasisConv2d.like(conv, bases[name])
+        return SharedBasisSequential(*layer, bases=bases)

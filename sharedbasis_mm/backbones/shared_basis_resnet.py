@@ -1,30 +1,37 @@
-"""ResNets whose residual groups share filter bases (Learning Deeply Shared Filter Bases).
+"""ResNets whose residual groups share filter bases (Learning Deeply Shared
+Filter Bases).
 
 In every residual group (stage), the first block stays a plain block, as in
-the paper's models, and the blocks after it share filter bases:
+the paper's models, and the blocks after it share filter bases. What they
+share is the block-config argument ``basis_cfg`` of the backbone, passed
+through to the block class, which checks it (as mmdet passes ``dcn``):
 
-- BasicBlock ResNets (depth 18, 34 and the CIFAR depths): each block's two
-  3 x 3 convolutions are :class:`SharedBasisConv2d` layers (basis -> norm ->
-  1 x 1 coefficients) on one basis of the group (``num_bases=1``) or on two,
-  one for the first and one for the second convolution of the blocks
-  (``num_bases=2``, the paper's double-basis ‡ models). ``shared_rank`` s and
-  ``unique_rank`` u are given for the first group and scale with its width:
-  ResNet34-S48U1 has 48/96/192/384 shared and 1/2/4/8 unique elements.
-- Bottleneck ResNets (depth 50, 101, 152): the convolutions named by
-  ``share`` are :class:`BasisConv2d` layers whose whole weight is shared by
-  the group; the block's own BN and next convolution act as the unshared
-  coefficients. ``'conv2'`` is ResNet50-Shared, ``'conv2_conv3'``
-  ResNet50-Shared‡ as the authors' code builds it (``ResNet50_Shared``,
-  whose released weights and the paper's ‡ results come from it) and
-  ``'all'`` ResNet50-Shared-All. ``'conv1_conv2'`` is the reading of the
-  paper's sentence on Shared‡ ("the first two convolutions"), with the same
-  parameter count. BatchNorm is never shared.
+- BasicBlock ResNets (depth 18, 34 and the CIFAR depths),
+  ``basis_cfg=dict(shared_rank=s, unique_rank=u, num_bases=1,
+  norm_cfg='norm_cfg')``: each block's two 3 x 3 convolutions are
+  :class:`SharedBasisConv2d` layers (basis -> norm -> 1 x 1 coefficients) on
+  one basis of the group (``num_bases=1``) or on two, one for the first and
+  one for the second convolution of the blocks (``num_bases=2``, the paper's
+  double-basis ‡ models). s and u are given for the first group and scale
+  with its width: ResNet34-S48U1 has 48/96/192/384 shared and 1/2/4/8 unique
+  elements.
+- Bottleneck ResNets (depth 50, 101, 152), ``basis_cfg=dict(share=...)``:
+  the convolutions named by ``share`` are :class:`BasisConv2d` layers whose
+  whole weight is shared by the group; the block's own BN and next
+  convolution act as the unshared coefficients. ``'conv2'`` is
+  ResNet50-Shared, ``'conv2_conv3'`` ResNet50-Shared‡ as the authors' code
+  builds it (``ResNet50_Shared``, whose released weights and the paper's ‡
+  results come from it) and ``'all'`` ResNet50-Shared-All.
+  ``'conv1_conv2'`` is the reading of the paper's sentence on Shared‡ ("the
+  first two convolutions"), with the same parameter count. BatchNorm is
+  never shared.
 
-Each group (:class:`SharedBasisResLayer`) owns its bases: one Parameter and
-one state-dict key each, ``layer<i>.shared_basis`` (BasicBlock,
-``num_bases=1``) or ``layer<i>.shared_basis_<conv>``.
+Each group (:class:`SharedBasisResLayer`) makes its bases (the block class'
+``make_bases``), owns them (one Parameter and one state-dict key each,
+``layer<i>.shared_basis`` for BasicBlocks with ``num_bases=1``, else
+``layer<i>.shared_basis_<conv>``) and hands them to its blocks.
 """
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -33,11 +40,14 @@ from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
 from mmdet.models.layers import ResLayer
 from torch import Tensor
 
-from ..deploy import fuse_model
-from ..layers import (BasisConv2d, SharedBasisConv2d, SharedBasisSequential,
-                      check_basis_conv_cfg)
+from ..layers import (BasisConv2d, ConvGeometry, SharedBasisConv2d,
+                      SharedBasisSequential, SwitchToDeployMixin,
+                      check_basis_conv_cfg, check_basis_norm_groups,
+                      make_filter_basis)
 from ..registry import MODELS
-from .base_resnet import BaseResNet
+from ..utils.deprecation import register_deprecated_alias, warn_deprecated
+from ..utils.validation import check_bool, check_choice, check_int
+from .base_resnet import BaseResNet, DropPathMixin
 
 SHARE_MODES = {
     'conv2': ('conv2', ),
@@ -45,148 +55,249 @@ SHARE_MODES = {
     'conv2_conv3': ('conv2', 'conv3'),
     'all': ('conv1', 'conv2', 'conv3'),
 }
+# The sharing arguments SharedBasisResNet took before basis_cfg, by their
+# basis_cfg key.
+DEPRECATED_SHARING_ARGS = dict(
+    shared_rank='shared_rank',
+    unique_rank='unique_rank',
+    num_bases='num_bases',
+    basis_norm_cfg='norm_cfg',
+    share='share')
 
+class SharingBlockMixin:
+    """Mixin of a residual block that can share its group's filter bases.
 
-class SharedBasisBasicBlock(BasicBlock):
-    """A BasicBlock whose two 3 x 3 convolutions share filter bases.
-
-    With ``shared_rank=0`` it is mmdet's plain ``BasicBlock``. Built without
-    ``bases``, the block creates them (its convolutions register them);
-    :attr:`basis_layers` names them for a group to own.
+    The block takes its sharing arguments as one block config,
+    ``basis_cfg`` (None for the plain block), checked by its class
+    (:meth:`check_basis_cfg`, the keys of :attr:`basis_cfg_defaults`), and
+    the group's bases, ``bases``: the group makes them with
+    :meth:`make_bases`, owns them and hands them to every sharing block,
+    which uses them in :meth:`share_bases`.
 
     Args:
-        shared_rank (int): Shared elements of each basis. 0 for a plain
-            block. Defaults to 0.
-        unique_rank (int): Elements unique to each convolution.
-            Defaults to 0.
-        num_bases (int): 1 (both convolutions on one basis) or 2 (one basis
-            each). Defaults to 1.
-        basis_norm_cfg (dict | str, optional): Norm over each convolution's
-            basis responses: a norm config, None for none, or
-            ``'norm_cfg'`` for the block's ``norm_cfg``.
-            Defaults to ``'norm_cfg'``.
-        bases (dict[str, nn.Parameter], optional): The bases of the group,
-            by the names of :attr:`basis_layers`; created if None.
-        conv_cfg (dict, optional): As mmdet's ``BasicBlock``; for a sharing
-            block, only the plain convolution (see
-            :func:`~sharedbasis_mm.layers.check_basis_conv_cfg`).
-        norm_cfg (dict): As mmdet's ``BasicBlock``.
-            Defaults to ``dict(type='BN')``.
-        **kwargs: The other arguments of mmdet's ``BasicBlock``.
+        basis_cfg (dict, optional): The sharing arguments; None for the
+            plain block. Defaults to None.
+        bases (dict[str, nn.Parameter], optional): The group's bases, by
+            the names of :meth:`basis_names`; required with ``basis_cfg``.
+        **kwargs: The arguments of the block.
     """
+
+    basis_cfg_defaults: Dict = {}
 
     def __init__(self,
                  *args,
-                 shared_rank: int = 0,
-                 unique_rank: int = 0,
-                 num_bases: int = 1,
-                 basis_norm_cfg: Union[Dict, str, None] = 'norm_cfg',
-                 bases: Optional[Dict[str, nn.Parameter]] = None,
-                 conv_cfg: Optional[Dict] = None,
-                 norm_cfg: Dict = dict(type='BN'),
-                 **kwargs) -> None:
-        super().__init__(
-            *args, conv_cfg=conv_cfg, norm_cfg=norm_cfg, **kwargs)
-        self.num_bases = num_bases
-        if shared_rank == 0:
-            return
-        check_basis_conv_cfg(type(self).__name__, conv_cfg)
-        basis_norm_cfg = resolve_basis_norm_cfg(type(self).__name__,
-                                                basis_norm_cfg, norm_cfg)
-        for conv_name, basis_name in zip(('conv1', 'conv2'),
-                                         self._basis_names()):
-            conv = getattr(self, conv_name)
-            basis = bases[basis_name] if bases else None
-            if basis is None and conv_name == 'conv2' and num_bases == 1:
-                basis = self.conv1.shared_basis
-            setattr(
-                self, conv_name,
-                SharedBasisConv2d(
-                    conv.in_channels,
-                    conv.out_channels,
-                    conv.kernel_size,
-                    stride=conv.stride,
-                    padding=conv.padding,
-                    dilation=conv.dilation,
-                    rank=shared_rank + unique_rank,
-                    unique_rank=unique_rank,
-                    shared_basis=basis,
-                    norm_cfg=basis_norm_cfg,
-                    conv_cfg=conv_cfg))
-
-    def _basis_names(self) -> Tuple[str, str]:
-        """The group's names of the bases of conv1 and conv2."""
-        if self.num_bases == 1:
-            return 'shared_basis', 'shared_basis'
-        return 'shared_basis_conv1', 'shared_basis_conv2'
-
-    @property
-    def basis_layers(self) -> Dict[str, BasisConv2d]:
-        """For each distinct basis, by its name in the group, the basis
-        convolution using it first."""
-        layers: Dict[str, BasisConv2d] = {}
-        for conv_name, basis_name in zip(('conv1', 'conv2'),
-                                         self._basis_names()):
-            layers.setdefault(basis_name, getattr(self, conv_name).basis)
-        return layers
-
-
-class SharedBasisBottleneck(Bottleneck):
-    """A Bottleneck whose convolutions named in ``share`` are shared bases.
-
-    With ``share=()`` it is mmdet's plain ``Bottleneck``. Built without
-    ``bases``, the block creates them (its convolutions register them);
-    :attr:`basis_layers` names them for a group to own.
-
-    Args:
-        share (Sequence[str]): Names of the shared convolutions, among
-            ``'conv1'``, ``'conv2'``, ``'conv3'``. Defaults to ().
-        bases (dict[str, nn.Parameter], optional): The group's bases by the
-            names of :attr:`basis_layers` (``shared_basis_<conv>``);
-            created if None.
-        **kwargs: The arguments of mmdet's ``Bottleneck``.
-    """
-
-    def __init__(self,
-                 *args,
-                 share: Sequence[str] = (),
+                 basis_cfg: Optional[Dict] = None,
                  bases: Optional[Dict[str, nn.Parameter]] = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if 'conv2' in share and self.with_dcn:
-            raise ValueError('SharedBasisResNet: conv2 cannot be both a '
-                             'shared basis and a deformable convolution, '
-                             f'and every share mode {sorted(SHARE_MODES)} '
-                             'shares conv2; use dcn=None')
-        if share:
-            check_basis_conv_cfg(type(self).__name__, self.conv_cfg)
-        for name in share:
-            basis = bases[f'shared_basis_{name}'] if bases else None
-            setattr(self, name, BasisConv2d.like(getattr(self, name), basis))
+        if basis_cfg is None:
+            return
+        owner = type(self).__name__
+        cfg = self.check_basis_cfg(basis_cfg, owner)
+        missing = [n for n in self.basis_names(cfg) if n not in (bases or {})]
+        if missing:
+            raise ValueError(
+                f'{owner}: a block sharing filter bases uses those of its '
+                f'group; expected bases with {missing}, made by '
+                f'{owner}.make_bases and owned by the group '
+                f'(SharedBasisResLayer)')
+        self.share_bases(cfg, bases, owner, **kwargs)
 
-    @property
-    def basis_layers(self) -> Dict[str, BasisConv2d]:
-        """The shared convolutions, by the names of their bases in the
-        group."""
+    @classmethod
+    def check_basis_cfg(cls, basis_cfg: Optional[Dict], owner: str) -> Dict:
+        """``basis_cfg`` with the defaults; raise unless it is a dict (or
+        None) of the keys of :attr:`basis_cfg_defaults` only. Subclasses
+        check the values, naming them ``basis_cfg.<key>``."""
+        if basis_cfg is not None and not isinstance(basis_cfg, dict):
+            raise TypeError(f'{owner}: basis_cfg must be a dict of the '
+                            f'sharing arguments of {cls.__name__} (or '
+                            f'None), got basis_cfg={basis_cfg!r}')
+        keys = sorted(cls.basis_cfg_defaults)
+        unknown = sorted(set(basis_cfg or {}) - set(keys))
+        if unknown:
+            given = ', '.join(f'basis_cfg.{k}={basis_cfg[k]!r}'
+                              for k in unknown)
+            raise ValueError(f'{owner}: {given} given, which the blocks '
+                             f'({cls.__name__}) do not take; expected '
+                             f'basis_cfg keys among {keys}')
+        return {**cls.basis_cfg_defaults, **(basis_cfg or {})}
+
+    @classmethod
+    def scale_basis_cfg(cls, basis_cfg: Dict, scale: int) -> Dict:
+        """The ``basis_cfg`` of a group ``scale`` times as wide as the
+        first; the same by default."""
+        return basis_cfg
+
+    @classmethod
+    def basis_names(cls, basis_cfg: Dict) -> Sequence[str]:
+        """The names of the group's bases that a block uses."""
+        raise NotImplementedError
+
+    @classmethod
+    def make_bases(cls, basis_cfg: Dict, planes: int,
+                   **kwargs) -> Dict[str, nn.Parameter]:
+        """The bases of a group of sharing blocks of ``planes``, by name
+        (``kwargs``: the other arguments of the blocks)."""
+        raise NotImplementedError
+
+    def share_bases(self, basis_cfg: Dict, bases: Dict[str, nn.Parameter],
+                    owner: str, **kwargs) -> None:
+        """Put the group's ``bases`` in the block's convolutions
+        (``kwargs``: the block's arguments)."""
+        raise NotImplementedError
+
+
+class SharedBasisBasicBlock(SharingBlockMixin, DropPathMixin, BasicBlock):
+    """A BasicBlock whose two 3 x 3 convolutions share filter bases.
+
+    With ``basis_cfg=None`` it is mmdet's plain ``BasicBlock``. Its
+    ``basis_cfg`` keys (the defaults fill those not given):
+
+    - ``shared_rank`` (int): shared elements of each basis. Required.
+    - ``unique_rank`` (int): elements unique to each convolution.
+      Defaults to 1.
+    - ``num_bases`` (int): 1 (both convolutions on one basis) or 2 (one
+      basis each). Defaults to 1.
+    - ``norm_cfg`` (dict | str | None): the norm over each convolution's
+      basis responses: a norm config, None for none, or ``'norm_cfg'`` for
+      the block's ``norm_cfg``. Defaults to ``'norm_cfg'``.
+
+    For a sharing block, ``conv_cfg`` can only be the plain convolution
+    (see :func:`~sharedbasis_mm.layers.check_basis_conv_cfg`). The other
+    arguments are those of :class:`SharingBlockMixin` and mmdet's
+    ``BasicBlock``.
+    """
+
+    basis_cfg_defaults = dict(
+        shared_rank=None, unique_rank=1, num_bases=1, norm_cfg='norm_cfg')
+
+    def share_bases(self,
+                    basis_cfg: Dict,
+                    bases: Dict[str, nn.Parameter],
+                    owner: str,
+                    conv_cfg: Optional[Dict] = None,
+                    norm_cfg: Dict = dict(type='BN'),
+                    **kwargs) -> None:
+        check_basis_conv_cfg(owner, conv_cfg)
+        basis_norm_cfg = (
+            norm_cfg
+            if basis_cfg['norm_cfg'] == 'norm_cfg' else basis_cfg['norm_cfg'])
+        rank = basis_cfg['shared_rank'] + basis_cfg['unique_rank']
+        check_basis_norm_groups(
+            basis_norm_cfg, rank,
+            'basis_cfg.shared_rank + basis_cfg.unique_rank', owner)
+        for conv_name, basis_name in zip(('conv1', 'conv2'),
+                                         self.basis_names(basis_cfg)):
+            conv = getattr(self, conv_name)
+            setattr(
+                self, conv_name,
+                SharedBasisConv2d(
+                    **ConvGeometry.of(conv)._asdict(),
+                    unique_rank=basis_cfg['unique_rank'],
+                    shared_basis=bases[basis_name],
+                    norm_cfg=basis_norm_cfg,
+                    conv_cfg=conv_cfg))
+
+    @classmethod
+    def check_basis_cfg(cls, basis_cfg: Optional[Dict], owner: str) -> Dict:
+        cfg = super().check_basis_cfg(basis_cfg, owner)
+        if cfg['shared_rank'] is None:
+            raise ValueError(f'{owner}: basis_cfg.shared_rank is required '
+                             f'(the shared elements of each basis of the '
+                             f'first group), got basis_cfg={basis_cfg!r}')
+        check_int('basis_cfg.shared_rank', cfg['shared_rank'], 1, owner=owner)
+        check_int('basis_cfg.unique_rank', cfg['unique_rank'], 0, owner=owner)
+        check_choice('basis_cfg.num_bases', cfg['num_bases'], (1, 2),
+                     owner=owner)
+        norm = cfg['norm_cfg']
+        if norm != 'norm_cfg' and norm is not None and not isinstance(
+                norm, dict):
+            raise ValueError(f'{owner}: basis_cfg.norm_cfg must be a norm '
+                             f'config dict, None (no norm) or "norm_cfg" '
+                             f'(the norm_cfg of the blocks), got '
+                             f'basis_cfg.norm_cfg={norm!r}')
+        return cfg
+
+    @classmethod
+    def scale_basis_cfg(cls, basis_cfg: Dict, scale: int) -> Dict:
+        """The ranks scale with the width."""
+        return dict(
+            basis_cfg,
+            shared_rank=basis_cfg['shared_rank'] * scale,
+            unique_rank=basis_cfg['unique_rank'] * scale)
+
+    @classmethod
+    def basis_names(cls, basis_cfg: Dict) -> Tuple[str, str]:
+        """The group's names of the bases of conv1 and conv2."""
+        if basis_cfg['num_bases'] == 1:
+            return 'shared_basis', 'shared_basis'
+        return 'shared_basis_conv1', 'shared_basis_conv2'
+
+    @classmethod
+    def make_bases(cls, basis_cfg: Dict, planes: int,
+                   **kwargs) -> Dict[str, nn.Parameter]:
+        owner = cls.__name__
+        cfg = cls.check_basis_cfg(basis_cfg, owner)
+        rank = cfg['shared_rank'] + cfg['unique_rank']
+        if rank > 9 * planes:
+            raise ValueError(
+                f'{owner}: basis_cfg.shared_rank + basis_cfg.unique_rank='
+                f'{rank} elements cannot fit a 3 x 3 basis over {planes} '
+                f'channels; expected at most {9 * planes}')
         return {
-            f'shared_basis_{name}': conv
-            for name, conv in self.named_children()
-            if isinstance(conv, BasisConv2d)
+            name: make_filter_basis(planes, cfg['shared_rank'], 3)
+            for name in dict.fromkeys(cls.basis_names(cfg))
         }
 
 
-def resolve_basis_norm_cfg(owner: str, basis_norm_cfg: Union[Dict, str,
-                                                             None],
-                           norm_cfg: Dict) -> Optional[Dict]:
-    """The norm config after each basis: ``norm_cfg`` for ``'norm_cfg'``."""
-    if basis_norm_cfg == 'norm_cfg':
-        return norm_cfg
-    if basis_norm_cfg is not None and not isinstance(basis_norm_cfg, dict):
-        raise ValueError(f'{owner}: basis_norm_cfg must be a norm config '
-                         f'dict, None (no norm) or "norm_cfg" (the norm_cfg '
-                         f'of the backbone), got '
-                         f'basis_norm_cfg={basis_norm_cfg!r}')
-    return basis_norm_cfg
+class SharedBasisBottleneck(SharingBlockMixin, DropPathMixin, Bottleneck):
+    """A Bottleneck whose convolutions named by ``basis_cfg['share']`` are
+    shared bases.
+
+    With ``basis_cfg=None`` it is mmdet's plain ``Bottleneck``. Its one
+    ``basis_cfg`` key, ``share`` (str), names the shared convolutions: a
+    key of :data:`SHARE_MODES`. Defaults to ``'conv2'``. The other arguments
+    are those of :class:`SharingBlockMixin` and mmdet's ``Bottleneck``.
+    """
+
+    basis_cfg_defaults = dict(share='conv2')
+
+    def share_bases(self, basis_cfg: Dict, bases: Dict[str, nn.Parameter],
+                    owner: str, **kwargs) -> None:
+        check_basis_conv_cfg(owner, self.conv_cfg)
+        for name in SHARE_MODES[basis_cfg['share']]:
+            setattr(
+                self, name,
+                BasisConv2d.like(
+                    getattr(self, name), bases[f'shared_basis_{name}']))
+
+    @classmethod
+    def check_basis_cfg(cls, basis_cfg: Optional[Dict], owner: str) -> Dict:
+        cfg = super().check_basis_cfg(basis_cfg, owner)
+        check_choice('basis_cfg.share', cfg['share'], sorted(SHARE_MODES),
+                     owner=owner)
+        return cfg
+
+    @classmethod
+    def basis_names(cls, basis_cfg: Dict) -> Tuple[str, ...]:
+        return tuple(f'shared_basis_{name}'
+                     for name in SHARE_MODES[basis_cfg['share']])
+
+    @classmethod
+    def make_bases(cls, basis_cfg: Dict, planes: int,
+                   **kwargs) -> Dict[str, nn.Parameter]:
+        """The whole weight of each shared convolution."""
+        cfg = cls.check_basis_cfg(basis_cfg, cls.__name__)
+        width = planes * cls.expansion
+        # (in_channels, out_channels, kernel_size) of each convolution
+        shapes = dict(
+            conv1=(width, planes, 1),
+            conv2=(planes, planes, 3),
+            conv3=(planes, width, 1))
+        return {
+            f'shared_basis_{name}': make_filter_basis(*shapes[name])
+            for name in SHARE_MODES[cfg['share']]
+        }
 
 
 class ZeroPadShortcut(nn.Module):
@@ -207,22 +318,30 @@ class ZeroPadShortcut(nn.Module):
 
 
 class SharedBasisResLayer(SharedBasisSequential):
-    """A residual group: a plain first block, then blocks sharing bases.
+    """A residual group: a plain block with the downsample, and blocks
+    sharing bases.
 
-    The first block, with its downsample, is built by mmdet's ``ResLayer``;
-    the second creates the group's bases, which the group then owns (one
-    Parameter each, state-dict keys ``layer<i>.shared_basis`` for one basis
-    per group, ``layer<i>.shared_basis_<conv>`` for one per convolution)
-    and hands to the blocks after it.
+    The plain block, with its downsample, is built by mmdet's ``ResLayer``.
+    The group makes the bases of the others (``block.make_bases``), owns
+    them (one Parameter each, state-dict keys ``layer<i>.shared_basis`` for
+    one basis per group, ``layer<i>.shared_basis_<conv>`` for one per
+    convolution) and hands them to the blocks.
 
     Args:
-        block (type): ``SharedBasisBasicBlock`` or ``SharedBasisBottleneck``.
+        block (type): ``SharedBasisBasicBlock``, ``SharedBasisBottleneck`` or
+            another block class with ``make_bases``.
         inplanes (int): Input channels of the group.
         planes (int): Planes of its blocks.
         num_blocks (int): Blocks in the group.
-        sharing (dict): The sharing arguments of ``block``.
+        basis_cfg (dict, optional): The sharing arguments of ``block``;
+            None for plain blocks. Defaults to None.
         shortcut_type (str): ``'conv'`` (1 x 1 conv + BN downsample) or
             ``'pad'`` (:class:`ZeroPadShortcut`). Defaults to ``'conv'``.
+        downsample_first (bool): As mmdet's ``ResLayer``: the plain block
+            with the downsample first, then the sharing blocks (the paper's
+            models); or, if False, the sharing blocks first, at the width of
+            the input (``planes=inplanes``, as mmdet's ``ResLayer`` builds
+            them), then the plain block downsampling. Defaults to True.
         **kwargs: The arguments of mmdet's ``ResLayer`` and of the blocks.
     """
 
@@ -231,81 +350,80 @@ class SharedBasisResLayer(SharedBasisSequential):
                  inplanes: int,
                  planes: int,
                  num_blocks: int,
-                 sharing: Dict,
+                 basis_cfg: Optional[Dict] = None,
                  shortcut_type: str = 'conv',
+                 downsample_first: bool = True,
                  **kwargs) -> None:
-        first = ResLayer(block, inplanes, planes, 1, **kwargs)[0]
-        if shortcut_type == 'pad' and first.downsample is not None:
-            first.downsample = ZeroPadShortcut(
+        check_bool('downsample_first', downsample_first,
+                   owner='SharedBasisResLayer')
+        plain = ResLayer(block, inplanes, planes, 1, **kwargs)[0]
+        if shortcut_type == 'pad' and plain.downsample is not None:
+            plain.downsample = ZeroPadShortcut(
                 kwargs.get('stride', 1), planes * block.expansion - inplanes)
         kwargs.pop('stride', None)
         kwargs.pop('avg_down', None)
-        kwargs.pop('downsample_first', None)
-        blocks = [first]
-        bases = None
-        for _ in range(1, num_blocks):
-            blocks.append(
-                block(
-                    inplanes=planes * block.expansion,
-                    planes=planes,
-                    bases=bases,
-                    **sharing,
-                    **kwargs))
-            bases = {
-                name: layer.shared_basis
-                for name, layer in blocks[1].basis_layers.items()
-            }
-        super().__init__(*blocks)
-        if num_blocks > 1:
-            for name, layer in blocks[1].basis_layers.items():
-                self.own_basis(name, layer)
+        if downsample_first:
+            inplanes = planes * block.expansion
+        else:
+            planes = inplanes
+        bases = (
+            block.make_bases(basis_cfg, planes, **kwargs)
+            if basis_cfg is not None and num_blocks > 1 else {})
+        sharing = [
+            block(
+                inplanes=inplanes,
+                planes=planes,
+                basis_cfg=basis_cfg,
+                bases=bases,
+                **kwargs) for _ in range(1, num_blocks)
+        ]
+        blocks = [plain, *sharing] if downsample_first else [*sharing, plain]
+        super().__init__(*blocks, bases=bases)
 
 
 @MODELS.register_module()
-class SharedBasisResNet(BaseResNet):
+class SharedBasisResNet(SwitchToDeployMixin, BaseResNet):
     """ResNet with filter bases shared inside each residual group.
 
     The models of "Learning Deeply Shared Filter Bases for Efficient
-    ConvNets" (Learning Deeply Shared Filter Bases), with the argument interface of mmdet's
-    ``ResNet`` (``out_indices``, ``frozen_stages``, ``norm_cfg``,
-    ``norm_eval``, ``style``, ``with_cp``, ``zero_init_residual``,
-    ``plugins``, ``init_cfg``, ...) and the training defaults of
+    ConvNets", with the argument interface of mmdet's ``ResNet``
+    (``out_indices``, ``frozen_stages``, ``norm_cfg``, ``norm_eval``,
+    ``style``, ``with_cp``, ``zero_init_residual``, ``plugins``,
+    ``init_cfg``, ...) and the training defaults of
     :class:`~sharedbasis_mm.backbones.base_resnet.BaseResNet`
     (``norm_eval=False``; ``zero_init_residual`` zeroes ``norm2`` of the
     BasicBlocks and ``norm3`` of the Bottlenecks, shared-basis blocks
-    included). See the module docstring for what is shared. The arguments
-    of one block family (``shared_rank``, ``unique_rank``, ``num_bases``,
-    ``basis_norm_cfg`` for depths 18 and 34; ``share`` for 50, 101 and 152)
-    given with a depth of the other raise a ValueError.
+    included). See the module docstring for what is shared.
 
     ``frozen_stages`` freezes whole residual groups; a basis is only shared
     inside one group, which owns it, so it is frozen with its group.
 
+    The sharing arguments it took before ``basis_cfg`` (``shared_rank``,
+    ``unique_rank``, ``num_bases``, ``basis_norm_cfg``, ``share``) still
+    work, with a ``FutureWarning``: they fill the ``basis_cfg`` keys
+    ``shared_rank``, ``unique_rank``, ``num_bases``, ``norm_cfg`` and
+    ``share``.
+
     Args:
         depth (int): 18, 34 (BasicBlock) or 50, 101, 152 (Bottleneck).
-        shared_rank (int, optional): BasicBlock depths: shared elements of
-            each basis in the first group, scaled by each group's width
-            (s in ResNetL-SsUu). Required for them.
-        unique_rank (int): BasicBlock depths: unique elements of each
-            convolution in the first group, scaled likewise (u).
-            Defaults to 1.
-        num_bases (int): BasicBlock depths: bases per group, 1 or 2.
-            Defaults to 1.
-        basis_norm_cfg (dict | str, optional): BasicBlock depths: the
-            unshared norm after each basis: ``'norm_cfg'`` for the
-            backbone's ``norm_cfg`` (so ``SyncBN``, ``GN`` or
-            ``requires_grad=False`` reach it), another norm config, or None
-            for the ablation without it. Defaults to ``'norm_cfg'``.
-        share (str): Bottleneck depths: ``'conv2'`` (Shared),
-            ``'conv2_conv3'`` (Shared‡ of the authors' code),
-            ``'conv1_conv2'`` (Shared‡ as the paper's sentence reads) or
-            ``'all'`` (Shared-All). Defaults to ``'conv2'``.
+        basis_cfg (dict, optional): The sharing arguments of the blocks,
+            checked by their class: for the BasicBlock depths
+            ``dict(shared_rank=s, unique_rank=1, num_bases=1,
+            norm_cfg='norm_cfg')`` (s required; the ranks are those of the
+            first group, scaled by each group's width, the s and u of
+            ResNetL-SsUu; ``norm_cfg='norm_cfg'`` is the backbone's, so
+            ``SyncBN``, ``GN`` or ``requires_grad=False`` reach the norm
+            after each basis, None the ablation without it), for the
+            Bottleneck depths ``dict(share='conv2')`` (``'conv2'`` Shared,
+            ``'conv2_conv3'`` Shared‡ of the authors' code,
+            ``'conv1_conv2'`` Shared‡ as the paper's sentence reads,
+            ``'all'`` Shared-All). None for the defaults. Defaults to None.
         shortcut_type (str): ``'conv'`` or ``'pad'`` downsampling shortcuts.
             Defaults to ``'conv'``.
         deploy (bool): Build the inference structure of
-            :func:`~sharedbasis_mm.deploy.fuse_model` (plain convolutions
-            with bias, BatchNorms folded away), into which a fused
-            checkpoint loads. Defaults to False.
+            :meth:`switch_to_deploy` (plain convolutions with bias,
+            BatchNorms folded away), into which a fused checkpoint loads.
+            Defaults to False.
         **kwargs: The arguments of mmdet's ``ResNet``.
     """
 
@@ -319,114 +437,78 @@ class SharedBasisResNet(BaseResNet):
 
     def __init__(self,
                  depth: int,
-                 shared_rank: Optional[int] = None,
-                 unique_rank: Optional[int] = None,
-                 num_bases: Optional[int] = None,
-                 basis_norm_cfg: Union[Dict, str, None] = 'norm_cfg',
-                 share: Optional[str] = None,
+                 basis_cfg: Optional[Dict] = None,
                  shortcut_type: str = 'conv',
                  deploy: bool = False,
                  **kwargs) -> None:
-        self._check_depth(depth)
-        if self.arch_settings[depth][0] is SharedBasisBottleneck:
-            share = 'conv2' if share is None else share
-        else:
-            unique_rank = 1 if unique_rank is None else unique_rank
-            num_bases = 1 if num_bases is None else num_bases
-        self._check_args(depth, shared_rank, unique_rank, num_bases,
-                         basis_norm_cfg, share, shortcut_type, kwargs)
-        # Refuse a bad conv_cfg or basis_norm_cfg under the backbone's name;
-        # the blocks resolve 'norm_cfg' to the backbone's norm_cfg.
-        check_basis_conv_cfg(type(self).__name__, kwargs.get('conv_cfg'))
-        resolve_basis_norm_cfg(type(self).__name__, basis_norm_cfg, None)
-        self.shared_rank = shared_rank
-        self.unique_rank = unique_rank
-        self.num_bases = num_bases
-        self.basis_norm_cfg = basis_norm_cfg
-        self.share = share
-        self.shortcut_type = shortcut_type
-        self._base_channels = kwargs.get('base_channels', 64)
-        super().__init__(depth, **kwargs)
-        self.deploy = deploy
-        if deploy:
-            fuse_model(self)
-
-    def _check_args(self, depth, shared_rank, unique_rank, num_bases,
-                    basis_norm_cfg, share, shortcut_type, kwargs) -> None:
-        """Raise a ValueError naming a bad argument, or an argument of the
-        other block family, which this depth would silently ignore."""
         name = type(self).__name__
+        self._check_depth(depth)
+        basis_cfg = self._basis_cfg_of_deprecated_args(basis_cfg, kwargs)
         block = self.arch_settings[depth][0]
-        if shortcut_type not in ('conv', 'pad'):
-            raise ValueError(f'{name}: unknown shortcut_type='
-                             f'{shortcut_type!r}; expected "conv" or "pad"')
-        if block is SharedBasisBottleneck:
-            given = dict(
-                shared_rank=shared_rank,
-                unique_rank=unique_rank,
-                num_bases=num_bases)
-            unused = {k: v for k, v in given.items() if v is not None}
-            if basis_norm_cfg != 'norm_cfg':  # None included
-                unused['basis_norm_cfg'] = basis_norm_cfg
-            if unused:
-                listed = ', '.join(f'{k}={v!r}' for k, v in unused.items())
-                raise ValueError(
-                    f'{name}: {listed} given for depth={depth}, whose '
-                    f'Bottleneck blocks share whole convolutions; these '
-                    f'arguments apply to the BasicBlock depths (18, 34 and '
-                    f'the CIFAR depths); expected share only')
-            if share not in SHARE_MODES:
-                raise ValueError(f'{name}: unknown share={share!r}; expected '
-                                 f'one of {sorted(SHARE_MODES)}')
-            return
-        if share is not None:
-            raise ValueError(
-                f'{name}: share={share!r} given for depth={depth}, whose '
-                f'BasicBlocks share bases set by shared_rank, unique_rank, '
-                f'num_bases and basis_norm_cfg; share applies to the '
-                f'Bottleneck depths (50, 101, 152)')
-        if kwargs.get('dcn') is not None:
-            raise ValueError(f'{name}: dcn={kwargs["dcn"]!r} given for '
-                             f'depth={depth}; mmdet\'s BasicBlock has no '
-                             f'deformable convolution; expected dcn=None')
-        if not isinstance(shared_rank, int) or shared_rank < 1:
-            raise ValueError(f'{name}: shared_rank must be an integer >= 1 '
-                             f'for depth={depth}, got '
-                             f'shared_rank={shared_rank!r}')
-        if not isinstance(unique_rank, int) or unique_rank < 0:
-            raise ValueError(f'{name}: unique_rank must be an integer >= 0, '
-                             f'got unique_rank={unique_rank!r}')
-        if num_bases not in (1, 2):
-            raise ValueError(f'{name}: num_bases must be 1 or 2, got '
-                             f'num_bases={num_bases!r}')
-        base_channels = kwargs.get('base_channels', 64)
-        rank = shared_rank + unique_rank
-        if rank > 9 * base_channels:
-            raise ValueError(
-                f'{name}: shared_rank + unique_rank={rank} elements cannot '
-                f'fit a 3 x 3 basis over base_channels={base_channels} '
-                f'channels; expected at most {9 * base_channels}')
+        owner = f'{name} (depth={depth})'
+        self.basis_cfg = block.check_basis_cfg(basis_cfg, owner)
+        check_choice('shortcut_type', shortcut_type, ('conv', 'pad'),
+                     owner=name)
+        check_basis_conv_cfg(name, kwargs.get('conv_cfg'))
+        check_bool('deploy', deploy, owner=name)
+        self.shortcut_type = shortcut_type
+        super().__init__(depth, **kwargs)
+        if deploy:
+            self.switch_to_deploy()
 
-    def _sharing(self, planes: int) -> Dict:
-        """The sharing arguments of the blocks of a group of ``planes``."""
-        if self.block is SharedBasisBottleneck:
-            return dict(share=SHARE_MODES[self.share])
-        scale = planes // self._base_channels
+    def _basis_cfg_of_deprecated_args(self, basis_cfg: Optional[Dict],
+                                      kwargs: Dict) -> Optional[Dict]:
+        """``basis_cfg`` with the deprecated sharing arguments in
+        ``kwargs`` (taken out of it) filled in, each with a warning."""
+        given = {
+            old: kwargs.pop(old)
+            for old in DEPRECATED_SHARING_ARGS if old in kwargs
+        }
+        if not given:
+            return basis_cfg
+        if basis_cfg is not None and not isinstance(basis_cfg, dict):
+            return basis_cfg  # refused by the block class' check
+        name = type(self).__name__
+        for old in given:
+            warn_deprecated(
+                f'{name}({old}=...)',
+                f'basis_cfg=dict({DEPRECATED_SHARING_ARGS[old]}=...)')
         return dict(
-            shared_rank=self.shared_rank * scale,
-            unique_rank=self.unique_rank * scale,
-            num_bases=self.num_bases,
-            basis_norm_cfg=self.basis_norm_cfg)
+            basis_cfg or {},
+            **{DEPRECATED_SHARING_ARGS[old]: v
+               for old, v in given.items()})
 
     def make_res_layer(self, **kwargs) -> SharedBasisResLayer:
+        scale = kwargs['planes'] // self.base_channels
         return SharedBasisResLayer(
-            sharing=self._sharing(kwargs['planes']),
+            basis_cfg=self.block.scale_basis_cfg(self.basis_cfg, scale),
             shortcut_type=self.shortcut_type,
             **kwargs)
 
 
+class CifarStemMixin:
+    """The CIFAR stem of mmpretrain's ``ResNet_CIFAR`` for an mmdet-style
+    ResNet: a 3 x 3 stride-1 convolution, its norm and ReLU, and no max
+    pooling."""
+
+    def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
+        self.conv1 = build_conv_layer(
+            self.conv_cfg,
+            in_channels,
+            stem_channels,
+            kernel_size=3,
+            stride=1,
+            padding=1,
+            bias=False)
+        self.norm1_name, norm1 = build_norm_layer(
+            self.norm_cfg, stem_channels, postfix=1)
+        self.add_module(self.norm1_name, norm1)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity()
+
+
 @MODELS.register_module()
-class SharedBasisResNetCifar(SharedBasisResNet):
+class SharedBasisResNet_CIFAR(CifarStemMixin, SharedBasisResNet):
     """:class:`SharedBasisResNet` with the CIFAR stem.
 
     A 3 x 3 stride-1 stem convolution and no max pooling, as mmpretrain's
@@ -436,7 +518,8 @@ class SharedBasisResNetCifar(SharedBasisResNet):
     ``base_channels=16``, ``strides=(1, 2, 2)``, ``dilations=(1, 1, 1)``,
     ``out_indices=(2, )`` and, as in the paper's code, ``shortcut_type='pad'``.
     ``deep_stem`` is refused, as by mmpretrain's ``ResNet_CIFAR``: the CIFAR
-    stem is one convolution.
+    stem is one convolution. Registered before as ``SharedBasisResNetCifar``
+    (deprecated).
     """
 
     arch_settings = {
@@ -455,17 +538,7 @@ class SharedBasisResNetCifar(SharedBasisResNet):
                              f'expected deep_stem=False')
         super().__init__(depth, **kwargs)
 
-    def _make_stem_layer(self, in_channels: int, stem_channels: int) -> None:
-        self.conv1 = build_conv_layer(
-            self.conv_cfg,
-            in_channels,
-            stem_channels,
-            kernel_size=3,
-            stride=1,
-            padding=1,
-            bias=False)
-        self.norm1_name, norm1 = build_norm_layer(
-            self.norm_cfg, stem_channels, postfix=1)
-        self.add_module(self.norm1_name, norm1)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.Identity()
+
+SharedBasisResNetCifar = register_deprecated_alias(MODELS,
+                                                   'SharedBasisResNetCifar',
+                                                   SharedBasisResNet_CIFAR)

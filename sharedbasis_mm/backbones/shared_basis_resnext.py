@@ -13,70 +13,59 @@ the unique groups are given for the first group and scale with its width, as
 the authors' code does: ResNeXt50-S64U4 has 64/128/256/512 shared elements
 in 16 groups and 4/8/16/32 unique ones in 1/2/4/8 groups.
 """
-from typing import Dict, Optional
+import math
+from typing import Dict, Optional, Tuple
 
 import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
 from mmdet.models.backbones.resnext import ResNeXt
 
-from ..layers import BasisConv2d, check_basis_conv_cfg
+from ..layers import (BasisConv2d, ConvGeometry, SwitchToDeployMixin,
+                      check_basis_conv_cfg, make_filter_basis)
 from ..registry import MODELS
-from .base_resnet import BaseResNet
-from .shared_basis_resnet import SharedBasisResLayer, SharedBasisResNetCifar
+from ..utils.deprecation import register_deprecated_alias
+from ..utils.validation import check_bool, check_int, check_positive_int
+from .base_resnet import BaseResNet, DropPathMixin
+from .shared_basis_resnet import (CifarStemMixin, SharedBasisResLayer,
+                                  SharingBlockMixin)
 
 
-class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
+class SharedBasisResNeXtBottleneck(SharingBlockMixin, DropPathMixin,
+                                   ResNeXtBottleneck):
     """A ResNeXt bottleneck whose 3 x 3 convolution is on a grouped basis.
 
-    With ``shared_rank=0`` it is mmdet's plain ResNeXt ``Bottleneck``.
+    With ``basis_cfg=None`` it is mmdet's plain ResNeXt ``Bottleneck``. Its
+    ``basis_cfg`` keys (the defaults fill those not given):
 
-    Args:
-        shared_rank (int): Shared elements n of the basis; 0 for a plain
-            block. Defaults to 0.
-        unique_rank (int): Elements u of the block's own. Defaults to 0.
-        shared_groups (int): Groups of the convolution with the shared
-            elements. Defaults to 1.
-        unique_groups (int): Groups of the convolution with the unique
-            elements. Defaults to 1.
-        bases (dict[str, nn.Parameter], optional): The group's basis under
-            ``'shared_basis'``; if None, the block creates it (its conv2
-            registers it until the group takes it over).
-        **kwargs: The arguments of mmdet's ResNeXt ``Bottleneck``.
+    - ``shared_rank`` (int): shared elements n of the basis. Required.
+    - ``unique_rank`` (int): elements u of the block's own. Defaults to 0.
+    - ``shared_groups`` (int): groups of the convolution with the shared
+      elements. Defaults to 1.
+    - ``unique_groups`` (int): groups of the convolution with the unique
+      elements. Defaults to 1.
+
+    The other arguments are those of :class:`SharingBlockMixin` and mmdet's
+    ResNeXt ``Bottleneck``.
     """
 
-    def __init__(self,
-                 *args,
-                 shared_rank: int = 0,
-                 unique_rank: int = 0,
-                 shared_groups: int = 1,
-                 unique_groups: int = 1,
-                 bases: Optional[Dict[str, nn.Parameter]] = None,
-                 **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if shared_rank == 0:
-            return
-        if self.with_dcn:
-            raise ValueError('SharedBasisResNeXt: conv2 cannot be both a '
-                             'shared basis and a deformable convolution; '
-                             'use dcn=None')
+    basis_cfg_defaults = dict(
+        shared_rank=None, unique_rank=0, shared_groups=1, unique_groups=1)
+
+    def share_bases(self, basis_cfg: Dict, bases: Dict[str, nn.Parameter],
+                    owner: str, **kwargs) -> None:
         if self.with_plugins and self.after_conv2_plugins:
-            raise ValueError('SharedBasisResNeXt: plugins after conv2 of a '
-                             'sharing block are not supported; place them '
-                             'after conv1 or conv3')
-        conv = self.conv2
-        rank = shared_rank + unique_rank
+            raise ValueError(f'{owner}: plugins after conv2 of a sharing '
+                             f'block are not supported; place them after '
+                             f'conv1 or conv3')
+        rank = basis_cfg['shared_rank'] + basis_cfg['unique_rank']
         self.conv2 = BasisConv2d(
-            conv.in_channels,
-            rank,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
-            groups=shared_groups,
-            unique_rank=unique_rank,
-            unique_groups=unique_groups,
-            shared_basis=bases['shared_basis'] if bases else None)
+            **ConvGeometry.of(self.conv2)._replace(
+                out_channels=rank)._asdict(),
+            groups=basis_cfg['shared_groups'],
+            unique_rank=basis_cfg['unique_rank'],
+            unique_groups=basis_cfg['unique_groups'],
+            shared_basis=bases['shared_basis'])
         self.norm2_name, norm2 = build_norm_layer(
             self.norm_cfg, rank, postfix=2)
         self.add_module(self.norm2_name, norm2)
@@ -87,16 +76,38 @@ class SharedBasisResNeXtBottleneck(ResNeXtBottleneck):
             kernel_size=1,
             bias=False)
 
-    @property
-    def basis_layers(self) -> Dict[str, BasisConv2d]:
-        """The shared convolution, by the name of its basis in the group."""
-        if not isinstance(self.conv2, BasisConv2d):
-            return {}
-        return {'shared_basis': self.conv2}
+    @classmethod
+    def check_basis_cfg(cls, basis_cfg: Optional[Dict], owner: str) -> Dict:
+        cfg = super().check_basis_cfg(basis_cfg, owner)
+        check_positive_int('basis_cfg.shared_rank', cfg['shared_rank'],
+                           owner=owner)
+        check_int('basis_cfg.unique_rank', cfg['unique_rank'], 0, owner=owner)
+        for key in ('shared_groups', 'unique_groups'):
+            check_positive_int(f'basis_cfg.{key}', cfg[key], owner=owner)
+        return cfg
+
+    @classmethod
+    def basis_names(cls, basis_cfg: Dict) -> Tuple[str]:
+        return ('shared_basis', )
+
+    @classmethod
+    def make_bases(cls, basis_cfg: Dict, planes: int, groups: int = 1,
+                   base_width: int = 4, base_channels: int = 64,
+                   **kwargs) -> Dict[str, nn.Parameter]:
+        """The grouped basis of a group of sharing blocks of ``planes``,
+        over the width of their 3 x 3 convolution (as mmdet's ResNeXt
+        ``Bottleneck`` computes it from ``groups``, ``base_width`` and
+        ``base_channels``)."""
+        cfg = cls.check_basis_cfg(basis_cfg, cls.__name__)
+        width = planes if groups == 1 else math.floor(
+            planes * base_width / base_channels) * groups
+        return dict(
+            shared_basis=make_filter_basis(
+                width, cfg['shared_rank'], 3, groups=cfg['shared_groups']))
 
 
 @MODELS.register_module()
-class SharedBasisResNeXt(ResNeXt, BaseResNet):
+class SharedBasisResNeXt(SwitchToDeployMixin, ResNeXt, BaseResNet):
     """ResNeXt with a grouped filter basis shared inside each residual group.
 
     mmdet's ``ResNeXt`` (``groups``, ``base_width``, ``out_indices``,
@@ -106,7 +117,8 @@ class SharedBasisResNeXt(ResNeXt, BaseResNet):
     classifiers, with the training defaults and checks of the project's
     ResNets (:class:`BaseResNet`: ``norm_eval=False``, ``frozen_stages=-1``,
     ``zero_init_residual`` on every block). ``frozen_stages`` freezes whole
-    residual groups, bases included.
+    residual groups, bases included. Its one block family takes its sharing
+    arguments directly (the blocks get them, scaled, as ``basis_cfg``).
 
     Args:
         depth (int): 50, 101 or 152.
@@ -122,6 +134,8 @@ class SharedBasisResNeXt(ResNeXt, BaseResNet):
         unique_groups (int): Groups of the convolution with the unique
             elements in the first group, scaled like the ranks. The authors'
             code uses ``unique_rank / base_width``. Defaults to 1.
+        deploy (bool): Build the inference structure of
+            :meth:`switch_to_deploy`. Defaults to False.
         **kwargs: The arguments of mmdet's ``ResNeXt``.
     """
 
@@ -133,20 +147,20 @@ class SharedBasisResNeXt(ResNeXt, BaseResNet):
 
     def __init__(self,
                  depth: int,
+                 *,
                  shared_rank: int = 0,
                  unique_rank: int = 0,
                  shared_groups: int = 1,
                  unique_groups: int = 1,
+                 deploy: bool = False,
                  **kwargs) -> None:
         name = type(self).__name__
         self._check_depth(depth)
-        for arg, value, least in (('shared_rank', shared_rank, 0),
-                                  ('unique_rank', unique_rank, 0),
-                                  ('shared_groups', shared_groups, 1),
-                                  ('unique_groups', unique_groups, 1)):
-            if not isinstance(value, int) or value < least:
-                raise ValueError(f'{name}: {arg} must be an integer >= '
-                                 f'{least}, got {arg}={value!r}')
+        check_int('shared_rank', shared_rank, 0, owner=name)
+        check_int('unique_rank', unique_rank, 0, owner=name)
+        check_positive_int('shared_groups', shared_groups, owner=name)
+        check_positive_int('unique_groups', unique_groups, owner=name)
+        check_bool('deploy', deploy, owner=name)
         sharing_only = dict(
             unique_rank=(unique_rank, 0),
             shared_groups=(shared_groups, 1),
@@ -164,16 +178,19 @@ class SharedBasisResNeXt(ResNeXt, BaseResNet):
         self.shared_groups = shared_groups
         self.unique_groups = unique_groups
         super().__init__(depth=depth, **kwargs)
+        if deploy:
+            self.switch_to_deploy()
 
     def make_res_layer(self, **kwargs) -> SharedBasisResLayer:
         scale = kwargs['planes'] // self.base_channels
-        sharing = dict(
+        basis_cfg = dict(
             shared_rank=self.shared_rank * scale,
             unique_rank=self.unique_rank * scale,
             shared_groups=self.shared_groups,
-            unique_groups=self.unique_groups * scale)
+            unique_groups=self.unique_groups *
+            scale) if self.shared_rank > 0 else None
         return SharedBasisResLayer(
-            sharing=sharing,
+            basis_cfg=basis_cfg,
             groups=self.groups,
             base_width=self.base_width,
             base_channels=self.base_channels,
@@ -181,12 +198,15 @@ class SharedBasisResNeXt(ResNeXt, BaseResNet):
 
 
 @MODELS.register_module()
-class SharedBasisResNeXtCifar(SharedBasisResNeXt):
+class SharedBasisResNeXt_CIFAR(CifarStemMixin, SharedBasisResNeXt):
     """:class:`SharedBasisResNeXt` with the CIFAR stem.
 
     A 3 x 3 stride-1 stem convolution, BN and ReLU, and no max pooling, as
-    :class:`SharedBasisResNetCifar`: the structure of the authors' CIFAR-100
-    ``ResNext50_32x4d`` and ``ResNext50_32x4d_SingleShared``.
+    :class:`SharedBasisResNet_CIFAR`: the structure of the authors' CIFAR-100
+    ``ResNext50_32x4d`` and ``ResNext50_32x4d_SingleShared``. Registered
+    before as ``SharedBasisResNeXtCifar`` (deprecated).
     """
 
-    _make_stem_layer = SharedBasisResNetCifar._make_stem_layer
+
+SharedBasisResNeXtCifar = register_deprecated_alias(
+    MODELS, 'SharedBasisResNeXtCifar', SharedBasisResNeXt_CIFAR)

@@ -169,12 +169,18 @@ def convert_net_rl2(state_dict: Dict[str, Tensor],
             a key missing or left over, a shape that differs, copies of a
             shared basis that differ. The message names the first such key.
     """
-    backbone_type = type(model.backbone).__name__
-    if backbone_type not in _MAPPINGS:
+    # the class or the nearest base with a mapping (a deprecated alias of
+    # a registered name is a subclass)
+    mapped = [
+        cls.__name__ for cls in type(model.backbone).__mro__
+        if cls.__name__ in _MAPPINGS
+    ]
+    if not mapped:
         raise NetRL2ConversionError(
             f'{config_name}: no Net_RL2 mapping for backbone type '
-            f'{backbone_type}; expected one of {sorted(_MAPPINGS)}')
-    mapping = _MAPPINGS[backbone_type]
+            f'{type(model.backbone).__name__}; expected one of '
+            f'{sorted(_MAPPINGS)}')
+    mapping = _MAPPINGS[mapped[0]]
     target_state = model.state_dict(keep_vars=True)
     keys_of: Dict[int, List[str]] = defaultdict(list)
     for key, tensor in target_state.items():
@@ -194,7 +200,7 @@ def convert_net_rl2(state_dict: Dict[str, Tensor],
     for entry in entries:
         keys = keys_of.get(id(entry.target))
         if keys is None:
-            raise RuntimeError(f'the Net_RL2 mapping of {backbone_type} '
+            raise RuntimeError(f'the Net_RL2 mapping of {mapped[0]} '
                                f'names a tensor that is not in the model')
         target = f'{keys[0]!r} of shape {_shape(entry.target)}'
         sources = []
@@ -229,7 +235,7 @@ def convert_net_rl2(state_dict: Dict[str, Tensor],
                 f'model of {config_name}')
         for key in keys:
             if key in converted:
-                raise RuntimeError(f'the Net_RL2 mapping of {backbone_type} '
+                raise RuntimeError(f'the Net_RL2 mapping of {mapped[0]} '
                                    f'fills {key!r} twice')
             converted[key] = value.detach().clone().to(entry.target.dtype)
 

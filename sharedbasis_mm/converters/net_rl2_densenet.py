@@ -1,5 +1,5 @@
 """The authors' CIFAR-100 DenseNets in
-:class:`~sharedbasis_mm.backbones.SharedBasisDenseNetCifar`.
+:class:`~sharedbasis_mm.backbones.SharedBasisDenseNet_CIFAR`.
 
 Their keys: the stem ``conv1``; under ``features``, dense block ``i`` (named
 ``dense_block_layer_{i}``, the last one of the plain ``DenseNet`` named
@@ -19,7 +19,7 @@ from typing import Dict, Iterator, List, Tuple
 
 from torch import Tensor
 
-from ..backbones import SharedBasisDenseNetCifar
+from ..backbones import SharedBasisDenseNet_CIFAR
 from ..layers import SharedBasisConv2d
 from .net_rl2 import (Entry, NetRL2ConversionError, module_entries,
                       register_net_rl2_mapping, shared_first,
@@ -35,7 +35,7 @@ def _leave_out_unused(basis: Tensor, unused: Tensor) -> Tensor:
     return basis
 
 
-def _block_name(backbone: SharedBasisDenseNetCifar, index: int) -> str:
+def _block_name(backbone: SharedBasisDenseNet_CIFAR, index: int) -> str:
     last_plain = (index == backbone.num_stages - 1
                   and backbone.shared_rank == 0)
     return (f'features.dense_block{index}'
@@ -64,7 +64,7 @@ def _layer_entries(layer, prefix: str) -> Iterator[Entry]:
                 shared_first_inputs(unique_rank))
 
 
-def _basis_entries(backbone: SharedBasisDenseNetCifar) -> Iterator[Entry]:
+def _basis_entries(backbone: SharedBasisDenseNet_CIFAR) -> Iterator[Entry]:
     """Each of our bases from every copy of it in their checkpoint."""
     users: Dict[int, Tuple[Tensor, List[str]]] = {}
     for index, stage in enumerate(backbone.stages):
@@ -86,8 +86,8 @@ def _basis_entries(backbone: SharedBasisDenseNetCifar) -> Iterator[Entry]:
     yield from entries
 
 
-@register_net_rl2_mapping('SharedBasisDenseNetCifar', head='linear')
-def densenet_entries(backbone: SharedBasisDenseNetCifar) -> Iterator[Entry]:
+@register_net_rl2_mapping('SharedBasisDenseNet_CIFAR', head='linear')
+def densenet_entries(backbone: SharedBasisDenseNet_CIFAR) -> Iterator[Entry]:
     """Their CIFAR-100 ``DenseNet`` and ``DenseNet_SingleShared``."""
     if backbone.transition_act:
         raise NetRL2ConversionError(

@@ -1,6 +1,6 @@
 """The authors' ResNets (ImageNet, CIFAR-100, CIFAR-10) in
 :class:`~sharedbasis_mm.backbones.SharedBasisResNet` and
-:class:`~sharedbasis_mm.backbones.SharedBasisResNetCifar`.
+:class:`~sharedbasis_mm.backbones.SharedBasisResNet_CIFAR`.
 
 Their keys: the stem ``conv1``/``bn1``; in each group ``layer{i}``, a plain
 first block (``conv1``, ``bn1``, ..., ``shortcut.0``/``shortcut.1``) and
@@ -60,7 +60,7 @@ def _factorized_conv(conv: SharedBasisConv2d, prefix: str,
 
 
 @register_net_rl2_mapping('SharedBasisResNet',
-                          'SharedBasisResNetCifar',
+                          'SharedBasisResNet_CIFAR',
                           head='fc')
 def resnet_entries(backbone: SharedBasisResNet) -> Iterator[Entry]:
     """Their ``ResNet_SingleShared``, ``ResNet_DoubleShared``,

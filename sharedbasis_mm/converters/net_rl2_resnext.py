@@ -1,5 +1,5 @@
 """The authors' CIFAR-100 ResNeXts in
-:class:`~sharedbasis_mm.backbones.SharedBasisResNeXtCifar`.
+:class:`~sharedbasis_mm.backbones.SharedBasisResNeXt_CIFAR`.
 
 Their keys: the stem ``conv1``/``bn1``; in each group ``layer{i}``, plain
 blocks as ``residual_function`` (0: conv1, 1: BN, 3: grouped 3 x 3 conv,
@@ -12,7 +12,7 @@ basis as ``shared_basis``; the group's basis again at the top as
 """
 from typing import Iterator
 
-from ..backbones import SharedBasisResNeXtCifar
+from ..backbones import SharedBasisResNeXt_CIFAR
 from ..layers import BasisConv2d
 from .net_rl2 import (Entry, module_entries, register_net_rl2_mapping,
                       shared_first, shared_first_inputs)
@@ -37,8 +37,8 @@ def _sharing_block_entries(block, prefix: str) -> Iterator[Entry]:
     yield from module_entries(block.norm3, f'{prefix}.bn3')
 
 
-@register_net_rl2_mapping('SharedBasisResNeXtCifar', head='linear')
-def resnext_entries(backbone: SharedBasisResNeXtCifar) -> Iterator[Entry]:
+@register_net_rl2_mapping('SharedBasisResNeXt_CIFAR', head='linear')
+def resnext_entries(backbone: SharedBasisResNeXt_CIFAR) -> Iterator[Entry]:
     """Their CIFAR-100 ``ResNext`` and ``ResNext_SingleShared``."""
     yield from module_entries(backbone.conv1, 'conv1')
     yield from module_entries(backbone.norm1, 'bn1')

@@ -15,12 +15,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from torch import Tensor
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.utils import _pair
 
 from ..registry import MODELS
+from ..utils.deprecation import warn_deprecated
 from ..utils.validation import (check_bool, check_divisible, check_int,
-                                check_positive_int)
+                                check_positive_int, is_integer)
+from .conv_attributes import ConvGeometry, ConvModuleAttributes
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -77,8 +78,30 @@ def check_basis_conv_cfg(owner: str, conv_cfg: Optional[Dict]) -> None:
             f'or dict(type="Conv2d")')
 
 
+def check_basis_norm_groups(norm_cfg: Optional[Dict], rank: int,
+                            rank_name: str, owner: str) -> None:
+    """Raise a ValueError if the norm over a basis' ``rank`` responses
+    splits them into groups (``num_groups``, as GroupNorm) that do not
+    divide ``rank``.
+
+    Args:
+        norm_cfg (dict, optional): The norm config over the responses.
+        rank (int): The number of responses R.
+        rank_name (str): What R is called where it was given
+            (``'shared_rank + unique_rank'``...).
+        owner (str): The class the message names.
+    """
+    num_groups = (norm_cfg or {}).get('num_groups')
+    if is_integer(num_groups) and num_groups > 0 and rank % num_groups:
+        raise ValueError(
+            f'{owner}: {rank_name}={rank} basis responses cannot be split '
+            f'into the num_groups={num_groups} groups of the norm after the '
+            f'basis ({norm_cfg!r}); expected a rank divisible by '
+            f'num_groups, or another norm')
+
+
 @MODELS.register_module('BasisConv')
-class BasisConv2d(nn.Module):
+class BasisConv2d(ConvModuleAttributes, nn.Module):
     """Convolution with the R elements of a filter basis (eq. 8).
 
     The basis is the union of the n shared elements (``shared_basis``, a
@@ -94,15 +117,18 @@ class BasisConv2d(nn.Module):
     convolutions run separately and their responses are concatenated, shared
     first.
 
-    A layer that creates its shared elements registers them (state-dict key
-    ``shared_basis``); a layer given them uses them without registering
-    them: their owner (the module that registered them) stores them once.
+    The shared elements have one owner, the module that registers them: the
+    group of blocks that made them and hands them to its layers (which use
+    them without registering them), or this layer when it is built without
+    ``shared_basis`` (then it creates them, state-dict key
+    ``shared_basis``, and other layers can share ``layer.shared_basis``).
 
     Registered as the conv layer ``BasisConv`` (``out_channels`` is R).
 
     Args:
         in_channels (int): Input channels S.
-        out_channels (int): The rank R of the basis: the number of elements.
+        out_channels (int): The rank R of the basis: the number of elements,
+            ``shared_rank + unique_rank``.
         kernel_size (int | tuple[int, int]): Spatial size k.
         stride (int | tuple[int, int]): Stride. Defaults to 1.
         padding (int | tuple[int, int]): Zero padding. Defaults to 0.
@@ -111,20 +137,14 @@ class BasisConv2d(nn.Module):
             Defaults to 1.
         bias (bool): Must be False: a basis has no bias. Accepted for the
             interface of ``build_conv_layer``. Defaults to False.
-        unique_rank (int): Elements unique to this layer, R - n.
-            Defaults to 0.
-        shared_basis (nn.Parameter, optional): The n = R - unique_rank
+        unique_rank (int): Elements unique to this layer. Defaults to 0.
+        shared_basis (nn.Parameter, optional): The ``R - unique_rank``
             shared elements, ``(n, S / groups, k, k)``, registered by another
-            module. If None, the layer creates and registers them; other
-            layers can then share ``layer.shared_basis``. Defaults to None.
+            module. If None, the layer creates and registers them.
+            Defaults to None.
         unique_groups (int, optional): Groups of the convolution with the
             unique elements; None for ``groups``. Defaults to None.
     """
-
-    # Version 2: the layer registers only a basis it created, as the
-    # Parameter ``shared_basis`` (version 1: ``shared_basis.weight``, also
-    # in every layer given it).
-    _version = 2
 
     def __init__(self,
                  in_channels: int,
@@ -139,43 +159,37 @@ class BasisConv2d(nn.Module):
                  shared_basis: Optional[nn.Parameter] = None,
                  unique_groups: Optional[int] = None) -> None:
         super().__init__()
-        rank = check_positive_int('rank', out_channels, owner='BasisConv2d')
-        check_positive_int('in_channels', in_channels, owner='BasisConv2d')
-        check_int('unique_rank', unique_rank, 0, rank, owner='BasisConv2d')
-        check_bool('bias', bias, owner='BasisConv2d')
+        owner = 'BasisConv2d'
+        rank = check_positive_int('rank', out_channels, owner=owner)
+        check_positive_int('in_channels', in_channels, owner=owner)
+        check_int('unique_rank', unique_rank, 0, rank, owner=owner)
+        check_bool('bias', bias, owner=owner)
         if bias:
             raise ValueError('BasisConv2d: a filter basis has no bias, got '
                              'bias=True; expected bias=False')
         unique_groups = groups if unique_groups is None else unique_groups
-        check_positive_int('groups', groups, owner='BasisConv2d')
-        check_positive_int('unique_groups', unique_groups, owner='BasisConv2d')
+        check_positive_int('groups', groups, owner=owner)
+        check_positive_int('unique_groups', unique_groups, owner=owner)
         if unique_rank > 0:
             check_divisible('in_channels', in_channels, 'unique_groups',
-                            unique_groups, owner='BasisConv2d')
+                            unique_groups, owner=owner)
             check_divisible('unique_rank', unique_rank, 'unique_groups',
-                            unique_groups, owner='BasisConv2d')
-        kernel_size = _pair(kernel_size)
-        num_shared = rank - unique_rank
-        self.in_channels = in_channels
-        self.out_channels = rank
-        self.kernel_size = kernel_size
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
-        # groups is also one of the attributes mmcv's ConvModule exports.
+                            unique_groups, owner=owner)
+        self.geometry = ConvGeometry(in_channels, rank, _pair(kernel_size),
+                                     _pair(stride), _pair(padding),
+                                     _pair(dilation))
         self.groups = groups
         self.unique_groups = unique_groups
-        self.transposed = False
-        self.output_padding = (0, 0)
+        self.shared_rank = rank - unique_rank
         self.unique_rank = unique_rank
         if shared_basis is None:
             self.register_parameter(
                 'shared_basis',
-                make_filter_basis(in_channels, num_shared, kernel_size,
-                                  groups) if num_shared > 0 else None)
+                make_filter_basis(in_channels, self.shared_rank,
+                                  self.kernel_size, groups)
+                if self.shared_rank > 0 else None)
         else:
-            self._check_shared_basis(shared_basis, in_channels, num_shared,
-                                     kernel_size, groups)
+            self._check_shared_basis(shared_basis, groups)
             self._use_shared_basis(shared_basis)
         if unique_rank > 0:
             # the unique elements follow a given basis' dtype and device, so
@@ -184,7 +198,7 @@ class BasisConv2d(nn.Module):
                 dtype=shared_basis.dtype, device=shared_basis.device)
             self.unique_weight = nn.Parameter(
                 torch.empty(unique_rank, in_channels // unique_groups,
-                            *kernel_size, **like))
+                            *self.kernel_size, **like))
             nn.init.orthogonal_(self.unique_weight)
         else:
             self.register_parameter('unique_weight', None)
@@ -195,21 +209,9 @@ class BasisConv2d(nn.Module):
 
     @property
     def owns_shared_basis(self) -> bool:
-        """Whether this layer registers its shared elements."""
+        """Whether this layer registers its shared elements (it was built
+        without ``shared_basis``)."""
         return self._parameters.get('shared_basis') is not None
-
-    def release_shared_basis(self) -> nn.Parameter:
-        """Hand the shared elements over to another owner.
-
-        The layer keeps using them but no longer registers them; the caller
-        registers the returned Parameter.
-        """
-        if not self.owns_shared_basis:
-            raise ValueError('BasisConv2d: this layer does not own a shared '
-                             'basis to release')
-        basis = self._parameters.pop('shared_basis')
-        self._use_shared_basis(basis)
-        return basis
 
     def init_weights(self) -> None:
         """Initialise the elements orthogonally: the unique ones, and the
@@ -224,10 +226,8 @@ class BasisConv2d(nn.Module):
             if self.unique_weight is not None:
                 nn.init.orthogonal_(self.unique_weight)
 
-    @staticmethod
-    def _check_shared_basis(basis: nn.Parameter, in_channels: int,
-                            num_shared: int, kernel_size: Tuple[int, int],
-                            groups: int) -> None:
+    def _check_shared_basis(self, basis: nn.Parameter, groups: int) -> None:
+        in_channels = self.in_channels
         if not isinstance(basis, nn.Parameter) or basis.dim() != 4:
             raise TypeError(
                 f'BasisConv2d: shared_basis must be an nn.Parameter of shape '
@@ -241,14 +241,15 @@ class BasisConv2d(nn.Module):
                 f'BasisConv2d: in_channels={in_channels} differs from the '
                 f'shared basis, whose elements have in_channels='
                 f'{basis.shape[1]}{per_group}')
-        if tuple(basis.shape[2:]) != kernel_size:
+        if tuple(basis.shape[2:]) != self.kernel_size:
             raise ValueError(
-                f'BasisConv2d: kernel_size={kernel_size} differs from the '
-                f'shared basis, whose kernel_size is {tuple(basis.shape[2:])}')
-        if basis.shape[0] != num_shared:
+                f'BasisConv2d: kernel_size={self.kernel_size} differs from '
+                f'the shared basis, whose kernel_size is '
+                f'{tuple(basis.shape[2:])}')
+        if basis.shape[0] != self.shared_rank:
             raise ValueError(
-                f'BasisConv2d: rank - unique_rank={num_shared} shared '
-                f'elements expected, but the shared basis has '
+                f'BasisConv2d: shared_rank={self.shared_rank} shared elements '
+                f'expected (rank - unique_rank), but the shared basis has '
                 f'{basis.shape[0]} elements')
 
     @classmethod
@@ -264,12 +265,7 @@ class BasisConv2d(nn.Module):
             raise ValueError('only a convolution without bias can become a '
                              'basis, got bias=True')
         return cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
+            **ConvGeometry.of(conv)._asdict(),
             groups=conv.groups,
             shared_basis=shared_basis).to(conv.weight.device)
 
@@ -304,38 +300,16 @@ class BasisConv2d(nn.Module):
 
     def fuse(self) -> nn.Conv2d:
         """A plain ``nn.Conv2d`` holding a copy of the basis."""
-        conv = nn.Conv2d(
-            self.in_channels,
-            self.out_channels,
-            self.kernel_size,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            bias=False)
+        conv = nn.Conv2d(**self.geometry._asdict(), bias=False)
         conv.weight.data.copy_(self.weight.detach())
         return conv.to(self.weight.device)
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str,
-                              local_metadata: dict, *args) -> None:
-        """Load, upgrading a version-1 state dict of a layer owning its basis.
-
-        Version 1 stored the shared elements as ``shared_basis.weight``;
-        version 2 as ``shared_basis``.
-        """
-        if local_metadata.get('version', 1) < 2 and self.owns_shared_basis:
-            old = prefix + 'shared_basis.weight'
-            if old in state_dict and prefix + 'shared_basis' not in state_dict:
-                state_dict[prefix + 'shared_basis'] = state_dict.pop(old)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata,
-                                      *args)
-
     def extra_repr(self) -> str:
-        num_shared = self.out_channels - self.unique_rank
         groups = ('' if self.groups == self.unique_groups == 1 else
                   f', groups={self.groups}, unique_groups='
                   f'{self.unique_groups}')
         return (f'{self.in_channels}, rank={self.out_channels} '
-                f'(shared={num_shared}, unique={self.unique_rank}), '
+                f'(shared={self.shared_rank}, unique={self.unique_rank}), '
                 f'kernel_size={self.kernel_size}, stride={self.stride}, '
                 f'padding={self.padding}, dilation={self.dilation}{groups}')
 
@@ -355,106 +329,106 @@ def _ungrouped(weight: Tensor, groups: int) -> Tensor:
 
 
 @MODELS.register_module('SharedBasisConv')
-class SharedBasisConv2d(nn.Module):
+class SharedBasisConv2d(ConvModuleAttributes, nn.Module):
     """A convolution factorized into a filter basis and coefficients.
 
-    ``x -> BasisConv2d (R elements, n shared) -> norm over the R responses ->
-    1 x 1 coefficients R -> T``, as in Figure 2a of Learning Deeply Shared
-    Filter Bases. With the norm set to identity it equals a plain
-    convolution with the reconstructed filters
+    ``x -> BasisConv2d (R = n + u elements, n shared) -> norm over the R
+    responses -> 1 x 1 coefficients R -> T``, as in Figure 2a of Learning
+    Deeply Shared Filter Bases. With the norm set to identity it equals a
+    plain convolution with the reconstructed filters
     ``W_t = sum_r alpha_t^r W_basis^r`` (eq. 1). :meth:`fuse` turns a
     trained layer into that plain convolution.
 
     Registered as the conv layer ``SharedBasisConv``, so a ``conv_cfg`` such
-    as ``dict(type='SharedBasisConv', rank=49, unique_rank=1)`` builds it
-    wherever mmcv builds a convolution, mmcv's ``ConvModule`` included (it
+    as ``dict(type='SharedBasisConv', shared_rank=48, unique_rank=1)`` builds
+    it wherever mmcv builds a convolution, mmcv's ``ConvModule`` included (it
     has the attributes ``ConvModule`` reads from its conv).
 
     Args:
         in_channels (int): Input channels S.
         out_channels (int): Output channels T.
         kernel_size (int | tuple[int, int]): Spatial size k.
-        stride (int | tuple[int, int]): Stride. Defaults to 1.
-        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
-        dilation (int | tuple[int, int]): Dilation. Defaults to 1.
-        groups (int): Groups of the basis convolution. Defaults to 1.
         bias (bool): Whether the coefficients have a bias. Defaults to False.
-        rank (int): The rank R of the basis. Required.
-        unique_rank (int): Elements unique to this layer. Defaults to 0.
-        shared_basis (nn.Parameter, optional): The R - unique_rank shared
-            elements, registered by another module; created (and
-            registered) by the layer if None. Defaults to None.
+        shared_rank (int, optional): The shared elements n; required without
+            ``shared_basis``, whose number of elements it is otherwise.
+            Defaults to None.
+        unique_rank (int): The elements u unique to this layer.
+            Defaults to 0.
+        shared_basis (nn.Parameter, optional): The n shared elements,
+            registered by another module; created (and registered) by the
+            layer if None. Defaults to None.
         norm_cfg (dict, optional): The norm over the R basis responses
             (unshared, one per layer). None for no norm.
             Defaults to ``dict(type='BN')``.
         conv_cfg (dict, optional): The conv layer of the 1 x 1
             coefficients: None or the plain ``Conv``/``Conv2d`` (see
             :func:`check_basis_conv_cfg`). Defaults to None.
+        rank (int, optional): Deprecated: the rank R, for
+            ``shared_rank = rank - unique_rank``. Defaults to None.
+        **kwargs: ``stride``, ``padding``, ``dilation`` and ``groups`` of
+            the basis convolution, as :class:`BasisConv2d` takes them.
     """
+
+    # The layer as a whole is one ungrouped convolution (see fuse).
+    groups = 1
 
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
                  kernel_size: _IntPair,
-                 stride: _IntPair = 1,
-                 padding: _IntPair = 0,
-                 dilation: _IntPair = 1,
-                 groups: int = 1,
-                 bias: bool = False,
                  *,
-                 rank: int,
+                 bias: bool = False,
+                 shared_rank: Optional[int] = None,
                  unique_rank: int = 0,
                  shared_basis: Optional[nn.Parameter] = None,
                  norm_cfg: Optional[Dict] = dict(type='BN'),
-                 conv_cfg: Optional[Dict] = None) -> None:
+                 conv_cfg: Optional[Dict] = None,
+                 rank: Optional[int] = None,
+                 **kwargs) -> None:
         super().__init__()
-        check_positive_int('out_channels', out_channels,
-                           owner='SharedBasisConv2d')
-        check_bool('bias', bias, owner='SharedBasisConv2d')
-        check_basis_conv_cfg('SharedBasisConv2d', conv_cfg)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
+        owner = 'SharedBasisConv2d'
+        check_positive_int('out_channels', out_channels, owner=owner)
+        check_bool('bias', bias, owner=owner)
+        check_basis_conv_cfg(owner, conv_cfg)
+        if rank is not None:
+            # BasisConv2d checks rank and unique_rank <= rank
+            warn_deprecated('SharedBasisConv2d(rank=R)',
+                            'shared_rank=R - unique_rank')
+        else:
+            check_int('unique_rank', unique_rank, 0, owner=owner)
+            if shared_rank is None and isinstance(shared_basis,
+                                                  nn.Parameter):
+                shared_rank = shared_basis.shape[0]
+            elif shared_rank is None:
+                raise ValueError(f'{owner}: shared_rank is required without '
+                                 f'a shared_basis; expected the number of '
+                                 f'shared elements (0 for none)')
+            check_int('shared_rank', shared_rank, 0 if unique_rank else 1,
+                      owner=owner)
+            rank = shared_rank + unique_rank
         self.basis = BasisConv2d(
             in_channels,
             rank,
             kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
             unique_rank=unique_rank,
-            shared_basis=shared_basis)
+            shared_basis=shared_basis,
+            **kwargs)
+        check_basis_norm_groups(norm_cfg, rank, 'shared_rank + unique_rank',
+                                owner)
+        self.geometry = self.basis.geometry._replace(
+            out_channels=out_channels)
         self.norm = build_norm_layer(norm_cfg, rank)[1] if norm_cfg else None
         self.coefficients = build_conv_layer(
             conv_cfg, rank, out_channels, 1, bias=bias)
-        # The attributes mmcv's ConvModule exports from its conv.
-        self.groups = 1
-        self.transposed = False
-        self.output_padding = (0, 0)
 
     @property
     def rank(self) -> int:
+        """The rank R of the basis, ``shared_rank + unique_rank``."""
         return self.basis.out_channels
 
     @property
     def shared_basis(self) -> Optional[nn.Parameter]:
         return self.basis.shared_basis
-
-    @property
-    def kernel_size(self) -> Tuple[int, int]:
-        return self.basis.kernel_size
-
-    @property
-    def stride(self) -> Tuple[int, int]:
-        return self.basis.stride
-
-    @property
-    def padding(self) -> Tuple[int, int]:
-        return self.basis.padding
-
-    @property
-    def dilation(self) -> Tuple[int, int]:
-        return self.basis.dilation
 
     def init_weights(self) -> None:
         """Initialise the basis as :meth:`BasisConv2d.init_weights` (the
@@ -479,6 +453,8 @@ class SharedBasisConv2d(nn.Module):
         the layer's output in eval mode (in train mode, the layer normalises
         with batch statistics, which no fixed convolution reproduces).
         """
+        # imported here: the fusion module imports the layers it fuses
+        from .fusion import batch_norm_scale_shift
         coefficients = self.coefficients.weight[:, :, 0, 0]
         bias = (
             self.coefficients.bias.clone() if self.coefficients.bias
@@ -487,44 +463,53 @@ class SharedBasisConv2d(nn.Module):
             scale, shift = batch_norm_scale_shift(self.norm)
             bias += coefficients @ shift
             coefficients = coefficients * scale
-        basis = self.basis
         conv = nn.Conv2d(
-            self.in_channels,
-            self.out_channels,
-            basis.kernel_size,
-            stride=basis.stride,
-            padding=basis.padding,
-            dilation=basis.dilation,
-            bias=True).to(coefficients.device)
+            **self.geometry._asdict(), bias=True).to(coefficients.device)
         conv.weight.copy_(
-            torch.einsum('tr,rskl->tskl', coefficients, basis.weight))
+            torch.einsum('tr,rskl->tskl', coefficients, self.basis.weight))
         conv.bias.copy_(bias)
         return conv
+
+
+def register_bases(owner: nn.Module, bases: Dict[str, nn.Parameter]) -> None:
+    """Register each basis of ``bases`` in ``owner``, once, under its name.
+
+    The one way a basis gets its owner: a group of layers (a residual group,
+    a dense block) makes the bases its layers share
+    (:func:`make_filter_basis`), registers them here and hands them to the
+    layers, which use them without registering them.
+    """
+    for name, basis in bases.items():
+        owner.register_parameter(name, basis)
 
 
 class SharedBasisSequential(nn.Sequential):
     """Blocks in sequence that own the filter bases they share.
 
-    A residual group registers each basis its blocks share as a Parameter of
-    its own (``own_basis``), e.g. ``layer1.shared_basis``; the blocks use it
+    A group of blocks (a residual group, a stage) makes each basis its
+    blocks share (:func:`make_filter_basis`), hands it to the blocks and
+    gives it here, ``bases``: this module registers each once
+    (:func:`register_bases`), as a Parameter of its own (e.g.
+    ``layer1.shared_basis``); the blocks use it
     without registering it. Being an ``nn.Sequential`` of the blocks only,
     it iterates, indexes and runs as one.
 
-    Loading upgrades a version-1 state dict (before version 2, every layer
-    using a basis stored a copy, ``<layer>.shared_basis.weight``): the
-    copies of each basis must be equal and become its one key; copies that
-    differ raise an error naming their keys (the checkpoint shares its
-    bases otherwise than this model). A state dict holding plain
-    convolution weights where this group's layers share a basis (a plain
-    ResNet checkpoint) gets an error message saying how to get a
-    compatible checkpoint.
+    Loading a state dict holding plain convolution weights where this
+    group's layers share a basis (a plain ResNet checkpoint) fails with an
+    error message saying how to get a compatible checkpoint.
+
+    Args:
+        *blocks (nn.Module): The blocks, in order.
+        bases (dict[str, nn.Parameter], optional): The bases the blocks
+            use, by the names this module registers them under.
+            Defaults to None.
     """
 
-    _version = 2
-
-    def own_basis(self, name: str, layer: BasisConv2d) -> None:
-        """Register the basis that ``layer`` created as ``name``."""
-        self.register_parameter(name, layer.release_shared_basis())
+    def __init__(self,
+                 *blocks: nn.Module,
+                 bases: Optional[Dict[str, nn.Parameter]] = None) -> None:
+        super().__init__(*blocks)
+        register_bases(self, bases or {})
 
     def basis_users(self) -> Dict[str, List[str]]:
         """For each owned basis, the names of the layers using it."""
@@ -542,9 +527,6 @@ class SharedBasisSequential(nn.Sequential):
                               unexpected_keys: List[str],
                               error_msgs: List[str]) -> None:
         users = self.basis_users()
-        if local_metadata.get('version', 1) < 2:
-            self._upgrade_from_version_1(state_dict, prefix, users,
-                                         error_msgs)
         self._explain_plain_checkpoint(state_dict, prefix, error_msgs)
         owned = dict(self.named_parameters(recurse=False))
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
@@ -556,34 +538,6 @@ class SharedBasisSequential(nn.Sequential):
             if new is not owned[name]:
                 for user in users[name]:
                     self.get_submodule(user)._use_shared_basis(new)
-
-    @staticmethod
-    def _upgrade_from_version_1(state_dict: dict, prefix: str,
-                                users: Dict[str, List[str]],
-                                error_msgs: List[str]) -> None:
-        for name, user_names in users.items():
-            old_keys = [
-                f'{prefix}{user}.shared_basis.weight' for user in user_names
-                if f'{prefix}{user}.shared_basis.weight' in state_dict
-            ]
-            if not old_keys or prefix + name in state_dict:
-                continue
-            copies = [state_dict[key] for key in old_keys]
-            differing = [
-                key for key, copy in zip(old_keys, copies)
-                if copy.shape != copies[0].shape or not torch.equal(
-                    copy, copies[0])
-            ]
-            if differing:
-                error_msgs.append(
-                    f'the copies of the shared basis {prefix}{name} differ in '
-                    f'the checkpoint: {old_keys[0]} and '
-                    f'{", ".join(differing)} (is it of another sharing '
-                    f'layout, e.g. another num_bases or share?)')
-                continue
-            for key in old_keys:
-                del state_dict[key]
-            state_dict[prefix + name] = copies[0]
 
     def _explain_plain_checkpoint(self, state_dict: dict, prefix: str,
                                   error_msgs: List[str]) -> None:
@@ -608,25 +562,3 @@ class SharedBasisSequential(nn.Sequential):
                 f'tools/model_converters/convert_cls_checkpoint.py, '
                 f'or the authors\' pretrained weights with '
                 f'tools/model_converters/net_rl2_to_mmpretrain.py')
-
-
-def batch_norm_scale_shift(norm: nn.Module) -> Tuple[Tensor, Tensor]:
-    """The per-channel ``(scale, shift)`` of a BatchNorm in eval mode.
-
-    ``norm(x) == x * scale + shift`` channel-wise, with its running
-    statistics.
-    """
-    if not isinstance(norm, _BatchNorm):
-        raise TypeError(f'only a BatchNorm folds into a convolution, got '
-                        f'{type(norm).__name__}')
-    if norm.running_var is None:
-        raise ValueError(f'{type(norm).__name__} has no running statistics '
-                         f'(track_running_stats=False) to fold into a '
-                         f'convolution')
-    scale = torch.rsqrt(norm.running_var + norm.eps)
-    if norm.weight is not None:
-        scale = scale * norm.weight
-    shift = -norm.running_mean * scale
-    if norm.bias is not None:
-        shift = shift + norm.bias
-    return scale, shift

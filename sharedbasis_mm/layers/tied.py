@@ -12,12 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn.modules.utils import _pair
 from torch.utils.benchmark import Timer
 
 from ..registry import MODELS
 from ..utils.validation import (check_bool, check_choice, check_divisible,
                                 check_positive_int)
+from .conv_attributes import ConvGeometry, ConvModuleAttributes
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -27,9 +27,26 @@ TBC_IMPLS = ('auto', 'fold', 'grouped')
 FASTEST_TBC_IMPL: Dict[Tuple, str] = {}
 
 
+class TiedModule(nn.Module):
+    """A layer applying one module, its child named :attr:`tied_name`, to
+    every block: its ``weight`` and ``bias`` are that module's."""
+
+    tied_name: str
+
+    @property
+    def weight(self) -> Tensor:
+        """The tied weight."""
+        return getattr(self, self.tied_name).weight
+
+    @property
+    def bias(self) -> Optional[Tensor]:
+        """The tied bias, or None."""
+        return getattr(self, self.tied_name).bias
+
+
 @MODELS.register_module('TBC')
 @MODELS.register_module('TGC')
-class TiedBlockConv2d(nn.Module):
+class TiedBlockConv2d(ConvModuleAttributes, TiedModule):
     """Tied block convolution (TBC, eq. 3) and its group form (TGC, eq. 4).
 
     The input channels are split into ``blocks`` equal blocks and one filter
@@ -76,9 +93,6 @@ class TiedBlockConv2d(nn.Module):
         out_channels (int): Output channels C_out, divisible by
             ``blocks * groups``.
         kernel_size (int | tuple[int, int]): Size of the convolving kernel.
-        stride (int | tuple[int, int]): Stride. Defaults to 1.
-        padding (int | tuple[int, int]): Zero padding. Defaults to 0.
-        dilation (int | tuple[int, int]): Dilation. Defaults to 1.
         groups (int): Groups of the convolution inside each block (TGC).
             Defaults to 1.
         bias (bool): Whether the thin filter has a bias (C_out / B values,
@@ -87,19 +101,26 @@ class TiedBlockConv2d(nn.Module):
         impl (str): How the B blocks are computed: ``'fold'``,
             ``'grouped'`` or ``'auto'`` (the faster of the two for each
             input shape, timed on its first call). Defaults to ``'fold'``.
+        **kwargs: ``stride``, ``padding`` (a string such as ``'same'``
+            included), ``dilation`` and ``padding_mode`` of the thin
+            filter's convolution, as ``nn.Conv2d`` takes them.
+
+    Its ``weight`` is the tied filter, ``(C_out / B, C_in / (B * groups), k,
+    k)``, its ``bias`` the tied bias, ``(C_out / B,)``, or None.
     """
+
+    tied_name = 'conv'
 
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
                  kernel_size: _IntPair,
-                 stride: _IntPair = 1,
-                 padding: _IntPair = 0,
-                 dilation: _IntPair = 1,
+                 *,
                  groups: int = 1,
                  bias: bool = True,
                  blocks: int = 1,
-                 impl: str = 'fold') -> None:
+                 impl: str = 'fold',
+                 **kwargs) -> None:
         super().__init__()
         check_positive_int('groups', groups, owner='TBC')
         name = 'TGC' if groups > 1 else 'TBC'
@@ -112,51 +133,17 @@ class TiedBlockConv2d(nn.Module):
                            ('out_channels', out_channels)):
             check_divisible(arg, value, 'blocks * groups', blocks * groups,
                             owner=name)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
         self.blocks = blocks
         self.impl = impl
-        # The attributes mmcv's ConvModule exports from its conv.
-        self.transposed = False
-        self.output_padding = (0, 0)
         self.conv = nn.Conv2d(
             in_channels // blocks,
             out_channels // blocks,
             kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
             groups=groups,
-            bias=bias)
-
-    @property
-    def weight(self) -> Tensor:
-        """The tied filter, ``(C_out / B, C_in / (B * groups), k, k)``."""
-        return self.conv.weight
-
-    @property
-    def bias(self) -> Union[Tensor, None]:
-        """The tied bias, ``(C_out / B,)``, or None."""
-        return self.conv.bias
-
-    @property
-    def kernel_size(self) -> Tuple[int, int]:
-        return self.conv.kernel_size
-
-    @property
-    def stride(self) -> Tuple[int, int]:
-        return self.conv.stride
-
-    @property
-    def padding(self) -> Union[Tuple[int, int], str]:
-        """``(pad_h, pad_w)``, or the string given (``'same'``,
-        ``'valid'``)."""
-        padding = self.conv.padding
-        return padding if isinstance(padding, str) else _pair(padding)
-
-    @property
-    def dilation(self) -> Tuple[int, int]:
-        return self.conv.dilation
+            bias=bias,
+            **kwargs)
+        self.geometry = ConvGeometry.of(self.conv)._replace(
+            in_channels=in_channels, out_channels=out_channels)
 
     @property
     def groups(self) -> int:
@@ -232,7 +219,7 @@ class TiedBlockConv2d(nn.Module):
 
 
 @MODELS.register_module('TFC')
-class TiedLinear(nn.Module):
+class TiedLinear(TiedModule):
     """Tied block fully connected layer (TFC).
 
     The ``in_features`` inputs are split into ``blocks`` equal blocks and
@@ -244,7 +231,11 @@ class TiedLinear(nn.Module):
         out_features (int): Output features, divisible by ``blocks``.
         bias (bool): Whether the tied map has a bias. Defaults to True.
         blocks (int): The block number B. Defaults to 1.
+
+    Its ``weight`` is the tied map, ``(out_features / B, in_features / B)``.
     """
+
+    tied_name = 'linear'
 
     def __init__(self,
                  in_features: int,
@@ -264,15 +255,6 @@ class TiedLinear(nn.Module):
         self.blocks = blocks
         self.linear = nn.Linear(in_features // blocks, out_features // blocks,
                                 bias)
-
-    @property
-    def weight(self) -> Tensor:
-        """The tied map, ``(out_features / B, in_features / B)``."""
-        return self.linear.weight
-
-    @property
-    def bias(self) -> Union[Tensor, None]:
-        return self.linear.bias
 
     def forward(self, x: Tensor) -> Tensor:
         if x.shape[-1] != self.in_features:

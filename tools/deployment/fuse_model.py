@@ -5,7 +5,7 @@ Usage:
         [--input-shape N C H W] [--onnx]
 
 Builds the model of CONFIG, loads CHECKPOINT and fuses its backbone with
-:func:`sharedbasis_mm.deploy.fuse_model`: every shared-basis convolution
+:func:`sharedbasis_mm.layers.fuse_model`: every shared-basis convolution
 becomes one plain convolution and every BatchNorm folds into the
 convolution before it. It then checks, on a random batch, that the fused
 model's features (``model.extract_feat``) equal the original's in eval mode,
@@ -39,7 +39,7 @@ from mmengine.runner import save_checkpoint
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config
-from sharedbasis_mm.deploy import fuse_model
+from sharedbasis_mm.layers import fuse_model
 from sharedbasis_mm.utils import load_model_checkpoint
 
 from tool_utils import DefaultsHelpFormatter, float_at_least, int_at_least

@@ -6,7 +6,7 @@ _base_ = './faster-rcnn_r50-shared_fpn_4xb2-1x_coco.py'
 
 model = dict(
     backbone=dict(
-        share='conv2_conv3',
+        basis_cfg=dict(share='conv2_conv3'),
         init_cfg=dict(
             checkpoint='work_dirs/backbones/resnet50-shared2_8xb32_in1k.pth')))
 

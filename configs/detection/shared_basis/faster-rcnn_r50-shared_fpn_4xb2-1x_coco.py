@@ -10,7 +10,7 @@ _base_ = [
 model = dict(
     backbone=dict(
         type='SharedBasisResNet',
-        share='conv2',
+        basis_cfg=dict(share='conv2'),
         init_cfg=dict(
             type='Pretrained',
             checkpoint='work_dirs/backbones/resnet50-shared_8xb32_in1k.pth')))

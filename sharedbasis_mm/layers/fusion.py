@@ -1,9 +1,37 @@
-"""Model-level fusion of shared-basis layers for inference."""
+"""Fusion for inference: shared-basis layers and BatchNorms folded into
+plain convolutions."""
+from typing import Tuple
+
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule, fuse_conv_bn
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
-from .layers import BasisConv2d, SharedBasisConv2d, find_shared_bases
+from .orthogonality import find_shared_bases
+from .shared_basis import BasisConv2d, SharedBasisConv2d
+
+
+def batch_norm_scale_shift(norm: nn.Module) -> Tuple[Tensor, Tensor]:
+    """The per-channel ``(scale, shift)`` of a BatchNorm in eval mode.
+
+    ``norm(x) == x * scale + shift`` channel-wise, with its running
+    statistics.
+    """
+    if not isinstance(norm, _BatchNorm):
+        raise TypeError(f'only a BatchNorm folds into a convolution, got '
+                        f'{type(norm).__name__}')
+    if norm.running_var is None:
+        raise ValueError(f'{type(norm).__name__} has no running statistics '
+                         f'(track_running_stats=False) to fold into a '
+                         f'convolution')
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    return scale, shift
 
 
 def fuse_shared_basis(model: nn.Module) -> nn.Module:
@@ -71,3 +99,19 @@ def fuse_model(model: nn.Module) -> nn.Module:
     with torch.no_grad():
         fuse_conv_bn(fuse_shared_basis(model))
     return model
+
+
+class SwitchToDeployMixin:
+    """Mixin of a backbone: :meth:`switch_to_deploy` fuses it for inference,
+    as mmpretrain's re-parameterised backbones (``RepVGG``) do; the
+    backbone's ``deploy=True`` builds it fused."""
+
+    deploy = False
+
+    def switch_to_deploy(self) -> None:
+        """Fuse the backbone in place (:func:`fuse_model`): it then computes
+        what it computed in eval mode, with plain convolutions only, and
+        loads fused checkpoints. A second call does nothing."""
+        if not self.deploy:
+            fuse_model(self)
+            self.deploy = True
