@@ -3,7 +3,6 @@
 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD (mmdet's tools and APIs:
 tests/test_detection_configs.py); bad checkpoint files are named in the
 error."""
-import os.path as osp
 import pickle
 
 import numpy as np
