@@ -121,7 +121,11 @@ def test_demo_reports_the_pair_side_by_side(tmp_path):
             results['data_seed'], results['cpu']) == (16, 8, 0, cpu)
     assert not any('load_average' in m for m in results['models'])
     assert [m['name'] for m in results['models']] == list(CONFIGS)
-    assert table_row(report, 'training time (min)')[0] != ''
+    # the times measured, in minutes
+    assert table_row(report, 'training time (min)') == [
+        f"{m['train_time'] / 60:.1f}" for m in results['models']]
+    assert table_row(report, 'evaluation time (s)') == [
+        f"{m['test_time']:.0f}" for m in results['models']]
 
     # the orthogonality error: that of the trained shared bases, none for
     # the baseline

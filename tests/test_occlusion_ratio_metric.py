@@ -207,6 +207,9 @@ def test_equals_coco_metric_and_cocoeval_on_subsets(dataset, ann_file,
             assert values == cocoeval_stats(
                 str(out_dir / row['file']), coco_results(samples, iou_type),
                 iou_type)
+    # every bin with images, for both IoU types
+    bins = occlusion_bins(compute_occlusion(dataset), level=level)
+    assert evaluated == len(metrics) * sum(bool(b.img_ids) for b in bins)
     assert evaluated >= 8
 
 
