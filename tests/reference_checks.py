@@ -1,5 +1,6 @@
 """References for the tests: gradients checked by float64 autograd and
-finite differences; BatchNorms as after training, for the fusion checks."""
+finite differences, or, for a shared basis, by the same model with the basis
+untied; BatchNorms as after training, for the fusion checks."""
 import copy
 from typing import Callable, Iterable, Sequence
 
@@ -7,6 +8,8 @@ import pytest
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from sharedbasis_mm.layers import find_basis_users, find_shared_bases
 
 # the finite-difference step: float64's rounding (~1e-16 / EPS) and the
 # curvature term (~EPS^2) stay far below the tolerance
@@ -71,6 +74,47 @@ def assert_gradients(model: nn.Module,
         assert derivative != 0, name
         assert derivative == pytest.approx(
             (losses[0] - losses[1]) / (2 * EPS), rel=1e-4), name
+
+
+def assert_shared_basis_gradients(model: nn.Module,
+                                   loss_of: Callable[..., torch.Tensor],
+                                   inputs: Sequence[torch.Tensor]) -> None:
+    """Check that the gradient a test's backward left in each shared basis
+    of ``model`` is the sum of those its users get from a copy of their
+    own: the same computation with every user's basis untied.
+
+    Unlike :func:`assert_gradients`, this holds however float32 rounds the
+    model (both sides round the same operations alike).
+
+    Args:
+        model (nn.Module): The model after the test's backward.
+        loss_of (callable): ``loss_of(model, *inputs)``: the scalar the
+            test differentiated.
+        inputs (Sequence[Tensor]): The inputs of ``loss_of``.
+    """
+    untied = copy.deepcopy(model)
+    untied.zero_grad(set_to_none=True)
+    copies = {}
+    for name, users in find_basis_users(untied).items():
+        assert users, name
+        for user in users:
+            module = untied.get_submodule(user)
+            own = module.shared_basis.detach().clone().requires_grad_()
+            # the attribute a user reads its basis from, a Parameter it
+            # does not register
+            object.__setattr__(module, 'shared_basis', own)
+            copies.setdefault(name, []).append(own)
+    loss_of(untied, *inputs).backward()
+    bases = find_shared_bases(model)
+    assert bases and bases.keys() == copies.keys()
+    for name, basis in bases.items():
+        grads = [own.grad for own in copies[name]]
+        assert basis.grad is not None and all(g is not None for g in grads)
+        largest = max(float(g.abs().max()) for g in grads)
+        assert largest > 0, name
+        torch.testing.assert_close(
+            basis.grad, sum(grads), rtol=1e-4, atol=1e-5 * largest,
+            msg=lambda m, name=name: f'{name}: {m}')
 
 
 def randomize_batch_norms(model: nn.Module, seed: int = 0) -> nn.Module:
