@@ -14,7 +14,8 @@ import torch
 from sharedbasis_mm.attention import TiedGCB, TiedSE
 from sharedbasis_mm.backbones import (SharedBasisMobileNetV2,
                                       SharedBasisResNet, TiedResNet)
-from sharedbasis_mm.evaluation import OcclusionRatioMetric, check_bin_edges
+from sharedbasis_mm.evaluation import (CocoOcclusionRatioMetric,
+                                       check_bin_edges)
 from sharedbasis_mm.hooks import (EvaluationProgressHook, GradientFlowHook,
                                   OrthogonalityLossHook)
 from sharedbasis_mm.layers import TiedBlockConv2d, TiedLinear
@@ -83,22 +84,25 @@ ARGUMENTS = {
     'bar_width=True': (lambda: EvaluationProgressHook(bar_width=True),
                        TypeError, 'bar_width=True'),
     # metric
-    "bin_edges=[0, 'a']": (lambda: OcclusionRatioMetric(bin_edges=[0, 'a']),
-                           TypeError, r"bin_edges\[1\]='a'"),
-    'bin_edges=[0, 1.5]': (lambda: OcclusionRatioMetric(bin_edges=[0, 1.5]),
-                           ValueError, r'bin_edges\[1\]=1.5'),
-    'bin_edges=[0, nan]': (lambda: OcclusionRatioMetric(bin_edges=[0, NAN]),
-                           ValueError, r'bin_edges\[1\]=nan'),
+    "bin_edges=[0, 'a']": (
+        lambda: CocoOcclusionRatioMetric(bin_edges=[0, 'a']), TypeError,
+        r"bin_edges\[1\]='a'"),
+    'bin_edges=[0, 1.5]': (
+        lambda: CocoOcclusionRatioMetric(bin_edges=[0, 1.5]), ValueError,
+        r'bin_edges\[1\]=1.5'),
+    'bin_edges=[0, nan]': (
+        lambda: CocoOcclusionRatioMetric(bin_edges=[0, NAN]), ValueError,
+        r'bin_edges\[1\]=nan'),
     'bin_edges=[0.5, 0.2]': (
-        lambda: OcclusionRatioMetric(bin_edges=[0.5, 0.2]), ValueError,
+        lambda: CocoOcclusionRatioMetric(bin_edges=[0.5, 0.2]), ValueError,
         r'bin_edges=\[0.5, 0.2\]'),
-    "bin_edges='0,1'": (lambda: OcclusionRatioMetric(bin_edges='0,1'),
+    "bin_edges='0,1'": (lambda: CocoOcclusionRatioMetric(bin_edges='0,1'),
                         TypeError, "bin_edges='0,1'"),
     "occlusion_level='pixel'": (
-        lambda: OcclusionRatioMetric(occlusion_level='pixel'), ValueError,
+        lambda: CocoOcclusionRatioMetric(occlusion_level='pixel'), ValueError,
         "occlusion_level='pixel'"),
     "instance_shape='mask'": (
-        lambda: OcclusionRatioMetric(instance_shape='mask'), ValueError,
+        lambda: CocoOcclusionRatioMetric(instance_shape='mask'), ValueError,
         "instance_shape='mask'"),
 }
 
@@ -237,7 +241,7 @@ def test_bad_annotation_file_in_metric_and_tool(kind, tmp_path):
     content, match = BAD_ANNOTATIONS[kind]
     path = write(tmp_path / 'ann.json', content)
     with pytest.raises(ValueError, match=match) as error:
-        OcclusionRatioMetric(ann_file=path)
+        CocoOcclusionRatioMetric(ann_file=path)
     assert path in str(error.value)
     assert 'COCO annotation file' in str(error.value)
     with pytest.raises(ValueError, match=match) as error:
@@ -248,7 +252,7 @@ def test_bad_annotation_file_in_metric_and_tool(kind, tmp_path):
 def test_annotation_file_without_categories_in_metric(tmp_path):
     path = write(tmp_path / 'ann.json', dict(images=[], annotations=[]))
     with pytest.raises(ValueError, match=r"has no \['categories'\]"):
-        OcclusionRatioMetric(ann_file=path)
+        CocoOcclusionRatioMetric(ann_file=path)
 
 
 @pytest.mark.parametrize('content, error, match', [

@@ -1,8 +1,10 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
+from mmpretrain.models.backbones import MobileNetV2
 
 from sharedbasis_mm.analysis.benchmark import (benchmark, check_clock,
                                                describe_machine, peak_memory,
@@ -28,8 +30,13 @@ def test_benchmark_times_every_task_in_interleaved_blocks():
     assert set(measurements) == {'a', 'b'}
     for measurement in measurements.values():
         summary = summarize(measurement)
-        assert summary['timed_blocks'] == 3
-        assert summary['median'] > 0 and summary['iqr'] >= 0
+        # the median and interquartile range of the blocks' times per call
+        times = np.asarray(measurement.times)
+        assert len(times) == 3 and times.min() > 0
+        assert summary == dict(
+            median=pytest.approx(np.median(times)),
+            iqr=pytest.approx(np.subtract(*np.quantile(times, [0.75, 0.25]))),
+            timed_blocks=3)
     # Blocks of one call, each after Timer.timeit's two warm-up calls, in
     # turn.
     assert calls[-18:] == (['a'] * 3 + ['b'] * 3) * 3
@@ -114,8 +121,22 @@ def test_benchmark_backbones_writes_ratios(tmp_path):
     # Fused, the shared model is the baseline's graph.
     assert rows['MobileNetV2-Shared-fused']['params'] == rows[
         'MobileNetV2-fused']['params']
+    # the same graph allocates the same tensors, and at least MobileNetV2's
+    # largest output at batch 2 (96 x 16 x 16 floats each)
+    largest = []
+    with torch.no_grad():
+        model = MobileNetV2()
+        model.eval()
+        for module in model.modules():
+            if not list(module.children()):
+                module.register_forward_hook(lambda m, i, o: largest.append(
+                    o.numel() * o.element_size()))
+        model(torch.randn(2, 3, 32, 32))
+    assert max(largest) == 2 * 96 * 16 * 16 * 4
+    assert rows['MobileNetV2-Shared-fused']['peak_memory_b2_mib'] == rows[
+        'MobileNetV2-fused']['peak_memory_b2_mib']
     for row in rows.values():
-        assert float(row['peak_memory_b2_mib']) > 0
+        assert float(row['peak_memory_b2_mib']) >= max(largest) / 2**20
         assert float(row['throughput_img_s']) == pytest.approx(
             2 / float(row['latency_b2_ms']) * 1e3)
     ratios = read_csv(tmp_path / 'ratios.csv')

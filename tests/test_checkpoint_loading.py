@@ -3,7 +3,6 @@
 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD (mmdet's tools and APIs:
 tests/test_detection_configs.py); bad checkpoint files are named in the
 error."""
-import os.path as osp
 import pickle
 
 import numpy as np
@@ -143,7 +142,15 @@ def test_registered_globals_are_exactly_those_of_runner_checkpoints(
         torch.serialization.clear_safe_globals()
         torch.serialization.add_safe_globals(registered)
     assert all(map(loads, paths))
-    assert load_checkpoint_file(paths[0])['meta']['seed'] is not None
+    # what the unrestricted unpickler reads
+    for path in paths:
+        loaded = load_checkpoint_file(path)
+        unrestricted = torch.load(path, weights_only=False)
+        assert loaded['meta']['seed'] == unrestricted['meta']['seed']
+        assert isinstance(loaded['meta']['seed'], int)
+        assert loaded['state_dict'].keys() == unrestricted['state_dict'].keys()
+        assert all(torch.equal(v, unrestricted['state_dict'][k])
+                   for k, v in loaded['state_dict'].items())
 
 
 def test_getattr_is_allowed_for_history_buffer_methods_only():
@@ -199,7 +206,19 @@ def test_our_tools(trained, tmp_path):
         config, checkpoint, '--out-dir',
         str(tmp_path / 'fused'), '--input-shape', '1', '3', '32', '32'
     ])
-    assert osp.isfile(tmp_path / 'fused' / 'classifier_fused.pth')
+    # the deploy config with the fused checkpoint computes the trained
+    # classifier's scores (its BatchNorm statistics are trained ones)
+    fused_dir = tmp_path / 'fused'
+    deployed = get_model(str(fused_dir / 'classifier_deploy.py'),
+                         pretrained=str(fused_dir / 'classifier_fused.pth'),
+                         device='cpu')
+    trained_model = get_model(config, pretrained=checkpoint, device='cpu')
+    assert deployed.backbone.deploy and not trained_model.backbone.deploy
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            deployed.eval()(x, mode='tensor'),
+            trained_model.eval()(x, mode='tensor'), rtol=1e-4, atol=1e-5)
     summary = load_tool('analyze_coefficients').main(
         [config, checkpoint, '--out-dir',
          str(tmp_path / 'coefficients')])

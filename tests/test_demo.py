@@ -3,6 +3,7 @@ one epoch, run as a subprocess from a clean work dir."""
 import json
 import math
 import os.path as osp
+import platform
 import re
 import subprocess
 import sys
@@ -32,6 +33,16 @@ def run_demo(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=900)
+
+
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo (else platform) gives it."""
+    if osp.isfile('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            names = re.findall(r'^model name\s*: (.*)$', f.read(), re.M)
+        if names:
+            return names[0].strip()
+    return platform.processor() or platform.machine()
 
 
 def coco_stats(work_dir, name: str) -> list:
@@ -75,6 +86,12 @@ def test_demo_reports_the_pair_side_by_side(tmp_path):
     assert report in result.stdout
     assert f'report: {work_dir / "report.md"}' in result.stdout
     assert '16 training / 8 validation synthetic images' in report
+    # the CPU the figures belong to, and no load average
+    cpu = cpu_model()
+    assert f'cores of {cpu}; the whole demo took' in report
+    assert (f'A seeded run reproduces its losses and AP on the same CPU '
+            f'model only ({cpu} here)') in report
+    assert 'load average' not in report
     assert table_row(report, '') == [
         'shared-basis ResNet-18 S8U1 (`r18-s8u1`)', 'ResNet-18 (`r18`)'
     ]
@@ -101,9 +118,14 @@ def test_demo_reports_the_pair_side_by_side(tmp_path):
             coco_stats(work_dir, name)[:3], abs=5e-4)
     results = json.loads((work_dir / 'results.json').read_text())
     assert (results['train_images'], results['val_images'],
-            results['data_seed']) == (16, 8, 0)
+            results['data_seed'], results['cpu']) == (16, 8, 0, cpu)
+    assert not any('load_average' in m for m in results['models'])
     assert [m['name'] for m in results['models']] == list(CONFIGS)
-    assert table_row(report, 'training time (min)')[0] != ''
+    # the times measured, in minutes
+    assert table_row(report, 'training time (min)') == [
+        f"{m['train_time'] / 60:.1f}" for m in results['models']]
+    assert table_row(report, 'evaluation time (s)') == [
+        f"{m['test_time']:.0f}" for m in results['models']]
 
     # the orthogonality error: that of the trained shared bases, none for
     # the baseline

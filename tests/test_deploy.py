@@ -8,6 +8,7 @@ from mmdet.models.backbones import ResNet
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint, save_checkpoint
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config
@@ -127,9 +128,24 @@ def test_fused_and_deployed_backbones_match_unfused(name):
         for m in fused.modules())
     assert not find_shared_bases(fused)
     assert not [k for k in fused.state_dict() if 'basis' in k]
-    # Every BatchNorm folded into the conv before it, as a bias.
-    assert all(m.bias is not None
-               for m in fused.modules() if isinstance(m, nn.Conv2d))
+    # Every BatchNorm folded into the conv before it, as a bias: one conv
+    # with a bias per norm outside the shared-basis convs (whose basis norms
+    # fold into the same conv), the stem's as torch folds it.
+    basis_convs = [n for n, m in model.named_modules()
+                   if isinstance(m, (BasisConv2d, SharedBasisConv2d))]
+    block_norms = [n for n, m in model.named_modules()
+                   if isinstance(m, _BatchNorm)
+                   and not any(n.startswith(b + '.') for b in basis_convs)]
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == len(block_norms)
+    assert all(m.bias is not None for m in convs)
+    if isinstance(model.conv1, ConvModule):
+        stem, fused_stem = (model.conv1.conv, model.conv1.bn), fused.conv1.conv
+    else:
+        stem, fused_stem = (model.conv1, model.norm1), fused.conv1
+    reference = fuse_conv_bn_eval(*stem)
+    torch.testing.assert_close(fused_stem.weight, reference.weight)
+    torch.testing.assert_close(fused_stem.bias, reference.bias)
     assert max_abs_difference(outputs(fused, x), expected) < 1e-4
     # deploy=True builds the fused structure, into which the fused weights
     # load and compute the same.

@@ -17,17 +17,20 @@ from glob import glob
 import mmdet
 import pytest
 import torch
+import yaml
 from mmdet.apis import DetInferencer, init_detector
 from mmengine.config import Config
 from mmengine.registry import DATASETS, HOOKS, METRICS, MODELS, DefaultScope
 from mmengine.runner import Runner, save_checkpoint
+from pycocotools.coco import COCO
 
 import sharedbasis_mm  # noqa: F401
 from dataset_converters.synthetic_coco import CLASSES, make_synthetic_coco
 from sharedbasis_mm.analysis import complexity_row, count_parameters
-from sharedbasis_mm.evaluation import OcclusionRatioMetric
+from sharedbasis_mm.evaluation import CocoOcclusionRatioMetric
 from sharedbasis_mm.layers.orthogonality import (find_basis_users,
                                                  find_shared_bases)
+from sharedbasis_mm.utils import load_checkpoint_file
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = osp.join(ROOT, 'configs')
@@ -105,6 +108,20 @@ def build_on_meta(cfg, scope):
 
 # 1. every config builds
 
+# the parameters of the models the index lists, and mmdet's own config of
+# the detectors copied from mmdet
+LISTED_PARAMETERS = {
+    osp.join(ROOT, model['Config']): model['Metadata']['Parameters']
+    for path in glob(osp.join(CONFIGS, '**', 'metafile.yml'), recursive=True)
+    for model in yaml.safe_load(open(path))['Models']
+}
+MMDET_COPIES = {
+    'tied/mask-rcnn_r50_fpn_8xb2-1x_coco.py':
+    'mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py',
+    'tied/mask-rcnn_r50-gcb-r4-c3-c5_fpn_8xb2-1x_coco.py':
+    'gcnet/mask-rcnn_r50-gcb-r4-c3-c5_fpn_1x_coco.py',
+}
+
 
 @pytest.mark.parametrize('config', ALL_CONFIGS, ids=config_id)
 def test_config_builds_its_model(config):
@@ -117,7 +134,19 @@ def test_config_builds_its_model(config):
     else:
         model = build_on_meta(cfg.model, scope)
     assert type(model.backbone).__name__ == cfg.model.backbone.type
-    assert count_parameters(model) > 0
+    count = count_parameters(model)
+    copied = MMDET_COPIES.get(osp.relpath(config, DETECTION))
+    if copied is not None:
+        mmdet_cfg = Config.fromfile(
+            osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', copied))
+        assert count == count_parameters(
+            build_on_meta(mmdet_cfg.model, 'mmdet'))
+    elif config in LISTED_PARAMETERS:
+        assert count == LISTED_PARAMETERS[config]
+    else:
+        # the demo's (tests/test_demo.py), the orthogonality study's and
+        # the TiedGCB detectors: listed nowhere
+        assert count > 0
 
 
 @pytest.mark.parametrize('config', DETECTION_CONFIGS, ids=config_id)
@@ -133,12 +162,19 @@ def test_detection_data_and_evaluator(config, coco_root):
     # mmdet's Resize to (1333, 800) with the aspect ratio kept
     assert tuple(sample['inputs'].shape) == (3, 800, 800)
     instances = sample['data_samples'].gt_instances
-    assert len(instances) > 0
+    # the image's instances as pycocotools reads them, their boxes 12.5
+    # times larger (64 -> 800 pixels; a flip keeps their areas)
+    coco = COCO(osp.join(coco_root, 'annotations', 'instances_train.json'))
+    anns = coco.loadAnns(coco.getAnnIds(
+        imgIds=dataset.get_data_info(0)['img_id'], iscrowd=False))
+    assert len(instances) == len(anns)
+    assert sorted(instances.bboxes.areas.tolist()) == pytest.approx(
+        sorted(a['bbox'][2] * a['bbox'][3] * 12.5**2 for a in anns))
     with_mask = 'segm' in cfg.val_evaluator.metric
     assert ('masks' in instances) == with_mask
 
     metric = build_in_scope(METRICS, cfg.test_evaluator, 'mmdet')
-    assert isinstance(metric, OcclusionRatioMetric)
+    assert isinstance(metric, CocoOcclusionRatioMetric)
     assert metric.instance_shape == 'box'
     assert metric.metrics == (['bbox', 'segm'] if with_mask else ['bbox'])
 
@@ -356,7 +392,9 @@ def test_train_and_test_tools(config, tools, coco_root, tmp_path,
         osp.join(folder, 'train.py'),
         [config, '--work-dir', work_dir, '--cfg-options', *options])
     checkpoint = osp.join(work_dir, 'epoch_1.pth')
-    assert osp.isfile(checkpoint)
+    # the checkpoint of the first epoch, after its 2 iterations
+    meta = load_checkpoint_file(checkpoint)['meta']
+    assert (meta['epoch'], meta['iter']) == (1, 2)
     scalars = glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))
     with open(scalars[0]) as f:
         logs = [json.loads(line) for line in f]
@@ -364,7 +402,12 @@ def test_train_and_test_tools(config, tools, coco_root, tmp_path,
     assert [log['iter'] for log in train_log] == [2]
     assert torch.isfinite(torch.tensor(train_log[0]['loss']))
     if 'shared' in osp.basename(config):
-        assert train_log[0]['loss_orth'] >= 0
+        # the orthogonality loss is a term of the total loss
+        terms = {k: v for k, v in train_log[0].items()
+                 if k.startswith('loss_')}
+        assert terms['loss_orth'] > 0
+        assert train_log[0]['loss'] == pytest.approx(sum(terms.values()),
+                                                     rel=1e-3)
 
     out = str(tmp_path / 'results.pkl')
     output = run_tool(

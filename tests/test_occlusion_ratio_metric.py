@@ -1,5 +1,5 @@
-"""OcclusionRatioMetric against mmdet's CocoMetric and pycocotools' COCOeval
-on the subsets written by tools/analysis_tools/occlusion_subsets.py."""
+"""CocoOcclusionRatioMetric against mmdet's CocoMetric and pycocotools'
+COCOeval on the subsets written by tools/analysis_tools/occlusion_subsets.py."""
 import copy
 import csv
 import json
@@ -16,7 +16,7 @@ from mmengine.logging import MMLogger
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from sharedbasis_mm.evaluation import (OcclusionRatioMetric,
+from sharedbasis_mm.evaluation import (CocoOcclusionRatioMetric,
                                        compute_occlusion, occlusion_bins)
 from tool_loading import load_tool
 
@@ -177,7 +177,7 @@ def test_equals_coco_metric_and_cocoeval_on_subsets(dataset, ann_file,
     samples = make_predictions(dataset)
     metrics = ['bbox', 'segm']
     results = evaluate(
-        OcclusionRatioMetric(
+        CocoOcclusionRatioMetric(
             ann_file=ann_file, metric=metrics, occlusion_level=level),
         samples)
     reference = evaluate(CocoMetric(ann_file=ann_file, metric=metrics),
@@ -207,6 +207,9 @@ def test_equals_coco_metric_and_cocoeval_on_subsets(dataset, ann_file,
             assert values == cocoeval_stats(
                 str(out_dir / row['file']), coco_results(samples, iou_type),
                 iou_type)
+    # every bin with images, for both IoU types
+    bins = occlusion_bins(compute_occlusion(dataset), level=level)
+    assert evaluated == len(metrics) * sum(bool(b.img_ids) for b in bins)
     assert evaluated >= 8
 
 
@@ -230,7 +233,7 @@ def test_hand_computed_bins(tmp_path):
             scores=torch.tensor([0.9]), labels=torch.tensor([0])))
     ]
     instance = evaluate(
-        OcclusionRatioMetric(ann_file=str(ann_file), bin_edges=[0, 0.4, 1],
+        CocoOcclusionRatioMetric(ann_file=str(ann_file), bin_edges=[0, 0.4, 1],
                              occlusion_level='instance'), samples, ('thing',))
     # bin 0-0.4 holds B (A ignored as crowd): found; bin 0.4-1 holds A: missed
     for key in COCO_KEYS:
@@ -238,7 +241,8 @@ def test_hand_computed_bins(tmp_path):
         assert instance[f'coco/occ/bbox_{key}_0.4-1'] == 0.0
     assert instance['coco/occ/num_instances_0.4-1'] == 1
     image = evaluate(
-        OcclusionRatioMetric(ann_file=str(ann_file), bin_edges=[0, 0.4, 1]),
+        CocoOcclusionRatioMetric(
+            ann_file=str(ann_file), bin_edges=[0, 0.4, 1]),
         samples, ('thing',))
     # both in bin 0-0.4 (r = 1/3): recall 0.5 at precision 1, i.e. 51 of
     # COCO's 101 recall thresholds
@@ -249,8 +253,9 @@ def test_hand_computed_bins(tmp_path):
 
 def test_unannotated_crowd_only_and_empty_bins(dataset, ann_file, tmp_path):
     log_file = new_logger(tmp_path)
-    results = evaluate(OcclusionRatioMetric(ann_file=ann_file, metric='bbox'),
-                       make_predictions(dataset))
+    results = evaluate(
+        CocoOcclusionRatioMetric(ann_file=ann_file, metric='bbox'),
+        make_predictions(dataset))
     ratios = compute_occlusion(dataset)
     assert math.isnan(ratios.image_ratios[17])
     assert math.isnan(ratios.image_ratios[18])
@@ -274,7 +279,7 @@ def test_predictions_without_masks(dataset, ann_file, tmp_path):
     log_file = new_logger(tmp_path)
     samples = make_predictions(dataset, with_masks=False)
     results = evaluate(
-        OcclusionRatioMetric(ann_file=ann_file, metric=['bbox', 'segm']),
+        CocoOcclusionRatioMetric(ann_file=ann_file, metric=['bbox', 'segm']),
         samples)
     assert not any('segm' in key for key in results)
     assert "'segm' is not evaluated: the predictions carry no masks" in (
@@ -295,7 +300,8 @@ def test_annotations_without_segmentation(dataset, tmp_path):
     log_file = new_logger(tmp_path)
     samples = make_predictions(dataset)
     results = evaluate(
-        OcclusionRatioMetric(ann_file=str(ann_file), metric=['bbox', 'segm']),
+        CocoOcclusionRatioMetric(
+            ann_file=str(ann_file), metric=['bbox', 'segm']),
         samples)
     log = log_file.read_text()
     assert 'ground-truth annotations have no segmentation' in log
@@ -322,12 +328,12 @@ def test_ground_truth_from_data_samples(dataset, ann_file):
             for x, y, w, h in [a['bbox']]
         ]
     metrics = ['bbox', 'segm']
-    results = evaluate(OcclusionRatioMetric(metric=metrics), samples)
+    results = evaluate(CocoOcclusionRatioMetric(metric=metrics), samples)
     reference = evaluate(CocoMetric(metric=metrics), samples)
     assert {k: v for k, v in results.items() if '/occ/' not in k
             } == reference
     from_file = evaluate(
-        OcclusionRatioMetric(ann_file=ann_file, metric=metrics), samples)
+        CocoOcclusionRatioMetric(ann_file=ann_file, metric=metrics), samples)
     assert {k: v for k, v in results.items() if '/occ/' in k} == pytest.approx(
         {k: v for k, v in from_file.items() if '/occ/' in k}, nan_ok=True)
 
@@ -336,16 +342,17 @@ def test_registry_outfile_and_plot(dataset, ann_file, tmp_path):
     samples = make_predictions(dataset)
     prefix = str(tmp_path / 'ours')
     metric = MMDET_METRICS.build(
-        dict(type='OcclusionRatioMetric', ann_file=ann_file,
+        dict(type='CocoOcclusionRatioMetric', ann_file=ann_file,
              outfile_prefix=prefix, bin_edges=[0, 0.2, 0.5, 1]))
-    assert isinstance(metric, OcclusionRatioMetric)
+    assert isinstance(metric, CocoOcclusionRatioMetric)
     results = evaluate(metric, samples)
     written = json.loads((tmp_path / 'ours.occlusion.json').read_text())
     assert written == pytest.approx(
         {k[len('coco/'):]: v for k, v in results.items()}, nan_ok=True)
 
     baseline = evaluate(
-        OcclusionRatioMetric(ann_file=ann_file, bin_edges=[0, 0.2, 0.5, 1]),
+        CocoOcclusionRatioMetric(
+            ann_file=ann_file, bin_edges=[0, 0.2, 0.5, 1]),
         make_predictions(dataset, seed=2))
     baseline_file = tmp_path / 'baseline.json'
     baseline_file.write_text(json.dumps(baseline))
@@ -357,6 +364,20 @@ def test_registry_outfile_and_plot(dataset, ann_file, tmp_path):
     assert png.read_bytes()[:4] == b'\x89PNG' and png.stat().st_size > 10000
 
 
+def test_deprecated_name(dataset, ann_file):
+    """The previous registered name builds the metric, with a FutureWarning
+    naming the new one, and gives its results."""
+    samples = make_predictions(dataset)
+    cfg = dict(ann_file=ann_file, bin_edges=[0, 0.2, 0.5, 1])
+    with pytest.warns(FutureWarning,
+                      match='`OcclusionRatioMetric` is deprecated; use '
+                      '`CocoOcclusionRatioMetric`'):
+        metric = MMDET_METRICS.build(dict(type='OcclusionRatioMetric', **cfg))
+    assert isinstance(metric, CocoOcclusionRatioMetric)
+    assert evaluate(metric, samples) == pytest.approx(
+        evaluate(CocoOcclusionRatioMetric(**cfg), samples), nan_ok=True)
+
+
 def test_no_predictions(dataset, ann_file, tmp_path):
     log_file = new_logger(tmp_path)
     samples = make_predictions(dataset)
@@ -365,9 +386,15 @@ def test_no_predictions(dataset, ann_file, tmp_path):
         sample['pred_instances'] = dict(
             bboxes=pred['bboxes'][:0], scores=pred['scores'][:0],
             labels=pred['labels'][:0], masks=[])
-    results = evaluate(OcclusionRatioMetric(ann_file=ann_file), samples)
+    results = evaluate(CocoOcclusionRatioMetric(ann_file=ann_file), samples)
     assert not any('mAP' in key for key in results)
-    assert results['coco/occ/num_images_0-0.1'] >= 0
+    # the bins still count their images and instances: those of the ground
+    # truth's occlusion, 16 rated images in all
+    bins = occlusion_bins(compute_occlusion(dataset))
+    assert [(results[f'coco/occ/num_images_{b.label}'],
+             results[f'coco/occ/num_instances_{b.label}']) for b in bins
+            ] == [(len(b.img_ids), len(b.ann_ids)) for b in bins]
+    assert sum(len(b.img_ids) for b in bins) == 16
     assert 'No bbox predictions' in log_file.read_text()
 
 
@@ -377,13 +404,14 @@ def test_no_predictions(dataset, ann_file, tmp_path):
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        OcclusionRatioMetric(**kwargs)
+        CocoOcclusionRatioMetric(**kwargs)
 
 
 def test_benchmark_tool(tmp_path):
     tool = load_tool('benchmark_occlusion')
+    rng = np.random.default_rng(0)  # the tool's default --seed
     dataset = tool.make_dataset(
-        np.random.default_rng(0), num_images=12, num_instances=60,
+        rng, num_images=12, num_instances=60,
         height=40, width=50, num_classes=3)
     assert len(dataset['images']) == 12 and len(dataset['annotations']) == 60
     points = np.concatenate([
@@ -398,7 +426,10 @@ def test_benchmark_tool(tmp_path):
         '--width', '50', '--num-classes', '3', '--out', str(out)
     ])
     report = json.loads(out.read_text())
-    assert report['num_images'] == 12 and report['num_predictions'] > 0
+    # the predictions the tool draws next from the same generator
+    samples = tool.make_predictions(rng, dataset, 3)
+    assert report['num_images'] == 12 and report['num_predictions'] == sum(
+        len(s['pred_instances']['scores']) for s in samples)
     assert report['occlusion_over_coco'] == pytest.approx(
         report['occlusion_metric_s'] / report['coco_metric_s'])
 
@@ -447,7 +478,7 @@ def test_bin_of_all_images_equals_coco_metric_beyond_100_detections(
     assert all(len(s['pred_instances']['scores']) == 360 for s in samples)
     reference = evaluate(CocoMetric(ann_file=str(ann_file)), samples)
     results = evaluate(
-        OcclusionRatioMetric(ann_file=str(ann_file), bin_edges=[0, 1]),
+        CocoOcclusionRatioMetric(ann_file=str(ann_file), bin_edges=[0, 1]),
         samples)
     assert results['coco/occ/num_images_0-1'] == 16
     for key in COCO_KEYS:
@@ -472,7 +503,7 @@ def test_outside_bin_edges_are_counted_and_warned(dataset, ann_file,
     assert 0 < outside < len(rated)
     log_file = new_logger(tmp_path)
     results = evaluate(
-        OcclusionRatioMetric(ann_file=ann_file, metric='bbox',
+        CocoOcclusionRatioMetric(ann_file=ann_file, metric='bbox',
                              bin_edges=edges, occlusion_level=level),
         make_predictions(dataset))
     what = ('images have an occlusion ratio' if level == 'image' else
@@ -494,7 +525,7 @@ def test_shape_message_says_what_the_options_mean(dataset, ann_file,
                                                   box_message):
     log_file = new_logger(tmp_path)
     evaluate(
-        OcclusionRatioMetric(ann_file=ann_file, metric='bbox',
+        CocoOcclusionRatioMetric(ann_file=ann_file, metric='bbox',
                              instance_shape=instance_shape),
         make_predictions(dataset))
     log = log_file.read_text()
@@ -511,7 +542,7 @@ def test_non_finite_scores_are_counted_and_warned(dataset, ann_file,
     scores[with_two[1]][0] = float('inf')
     log_file = new_logger(tmp_path)
     results = evaluate(
-        OcclusionRatioMetric(ann_file=ann_file, metric='bbox'), samples)
+        CocoOcclusionRatioMetric(ann_file=ann_file, metric='bbox'), samples)
     total = sum(len(s) for s in scores)
     assert (f'3 of {total} prediction scores, in 2 of {len(samples)} images, '
             'are not finite') in log_file.read_text()

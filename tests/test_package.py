@@ -144,9 +144,11 @@ def installed_mim(tmp_path_factory):
         "print(get_installed_path('sharedbasis_mm'))",
         tmp_path_factory.mktemp('outside'))
     mim = osp.join(out.strip().splitlines()[-1], '.mim')
-    assert osp.isdir(mim), (
-        f'no {mim}: install the package with make install (or pip install '
-        '-e . and the link of tools/install_env.sh)')
+    assert osp.isdir(mim) and sorted(os.listdir(mim)) == [
+        'configs', 'model-index.yml', 'tools'], (
+        f'no {mim} holding configs, model-index.yml and tools: install '
+        'the package with make install (or pip install -e . and the link '
+        'of tools/install_env.sh)')
     if not osp.samefile(osp.join(mim, 'configs'), osp.join(ROOT, 'configs')):
         pytest.fail(f'the installed sharedbasis_mm ({mim}) is not this '
                     f'checkout ({ROOT}): run make install here')
@@ -207,7 +209,7 @@ def test_wheel_carries_copies_of_configs_tools_and_model_index(tmp_path):
                      'tools/train.py', 'tools/tool_utils/__init__.py',
                      'model-index.yml'):
             info = archive.getinfo(f'sharedbasis_mm/.mim/{name}')
-            assert info.file_size > 0
+            assert info.file_size == osp.getsize(osp.join(ROOT, name))
             with open(osp.join(ROOT, name), 'rb') as f:
                 assert archive.read(info) == f.read()
     assert not any('__pycache__' in name for name in names)

@@ -17,6 +17,7 @@ from sharedbasis_mm.backbones import (SharedBasisDenseNet,
 from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
                                    find_basis_users, find_shared_bases,
                                    make_filter_basis)
+from reference_checks import assert_gradients, randomize_batch_norms
 
 ROOT = osp.dirname(osp.dirname(__file__))
 DATA = osp.join(ROOT, 'tests', 'data', 'net_rl2')
@@ -109,13 +110,15 @@ def test_densenet_forward_backward_and_frozen_stages():
         unique_rank=1,
         out_indices=(1, 2),
         frozen_stages=1)
-    outs = backbone(torch.randn(2, 3, 16, 16))
+    x = torch.randn(2, 3, 16, 16)
+    outs = backbone(x)
     assert [o.shape for o in outs] == [(2, 8, 4, 4), (2, 16, 4, 4)]
     sum(o.sum() for o in outs).backward()
     stages = backbone.stages
     assert not stages[0].shared_basis.requires_grad
     assert stages[0].shared_basis.grad is None
-    assert stages[1].shared_basis.grad is not None
+    assert_gradients(backbone, lambda m, x: sum(o.sum() for o in m(x)), [x],
+                     params=[stages[1].shared_basis])
     assert not stages[0].block[1].conv2.coefficients.weight.requires_grad
 
 
@@ -168,12 +171,14 @@ def test_resnext_in_mmdet_forward_backward():
             norm_eval=True,
             **SMALL_RESNEXT))
     backbone.train()
-    outs = backbone(torch.randn(2, 3, 64, 64))
+    x = torch.randn(2, 3, 64, 64)
+    outs = backbone(x)
     assert [o.shape[1:] for o in outs] == [(64, 16, 16), (128, 8, 8),
                                            (256, 4, 4), (512, 2, 2)]
     sum(o.sum() for o in outs).backward()
     assert not backbone.layer1[1].conv2.shared_basis.requires_grad
-    assert backbone.layer2[1].conv2.shared_basis.grad is not None
+    assert_gradients(backbone, lambda m, x: sum(o.sum() for o in m(x)), [x],
+                     params=[backbone.layer2[1].conv2.shared_basis])
 
 
 def test_plain_resnext_cifar_is_mmdet_resnext_with_the_cifar_stem():
@@ -211,10 +216,8 @@ def test_grouped_basis_conv_is_its_two_grouped_convolutions(
 
 
 def test_grouped_shared_basis_conv_fuses():
-    layer = SharedBasisConv2d(
-        8, 5, 3, padding=1, groups=2, shared_rank=4, unique_rank=2).eval()
-    layer.norm.running_mean.uniform_(-1, 1)
-    layer.norm.running_var.uniform_(0.5, 2)
+    layer = randomize_batch_norms(SharedBasisConv2d(
+        8, 5, 3, padding=1, groups=2, shared_rank=4, unique_rank=2)).eval()
     x = torch.randn(2, 8, 6, 6)
     torch.testing.assert_close(layer.fuse()(x), layer(x), rtol=1e-4,
                                atol=1e-5)

@@ -151,7 +151,12 @@ def test_fused_layer_equals_unfused_in_eval_mode():
     randomize_norm(layer.norm)
     layer.eval()
     fused = layer.fuse()
-    assert type(fused) is nn.Conv2d and fused.bias is not None
+    # its bias: the layer's output for a zero input (the folded norm's shift
+    # through the coefficients, plus their bias)
+    assert type(fused) is nn.Conv2d
+    torch.testing.assert_close(
+        fused.bias, layer(torch.zeros(1, 16, 1, 1)).flatten(), rtol=1e-5,
+        atol=1e-6)
     x = torch.randn(2, 16, 17, 17)
     expected = layer(x)
     torch.testing.assert_close(fused(x), expected, rtol=1e-4, atol=1e-4)
@@ -276,13 +281,18 @@ def test_shared_basis_conv_as_conv_module_conv_cfg():
                       norm_cfg=dict(type='BN'))
     bare.init_weights()
     assert orthogonality_error(bare.conv.weight) < 1e-8
-    module.train()
-    module(torch.randn(8, 8, 9, 9))  # moves the running statistics
+    # both norms (the basis's and ConvModule's) as after training
     randomize_norm(module.conv.norm)
+    randomize_norm(module.bn)
     module.eval()
     x = torch.randn(2, 8, 9, 9)
     expected = module(x)
-    assert expected.shape == (2, 16, 5, 5) and (expected == 0).any()
+    # conv, norm, then the ReLU, which zeroes the negative outputs
+    before_relu = module.bn(module.conv(x))
+    assert expected.shape == (2, 16, 5, 5)
+    assert torch.equal(expected, before_relu.clamp(min=0))
+    assert torch.count_nonzero(expected == 0) == torch.count_nonzero(
+        before_relu <= 0) > 0
     fused = fuse_model(copy.deepcopy(module))
     assert type(fused.conv) is nn.Conv2d and isinstance(fused.bn, nn.Identity)
     torch.testing.assert_close(fused(x), expected, rtol=1e-4, atol=1e-5)

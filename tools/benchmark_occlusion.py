@@ -1,4 +1,4 @@
-"""Time the occlusion ratios and OcclusionRatioMetric against CocoMetric.
+"""Time the occlusion ratios and CocoOcclusionRatioMetric against CocoMetric.
 
 Builds a COCO-val-sized set of random polygon instances (5,000 images of
 640x480, 36,000 instances, 1% crowd, 80 categories; for timing only, not a
@@ -7,7 +7,7 @@ with a jittered polygon, plus a few false positives per image), then reports:
 
 * the time to compute every image's occlusion ratio (``compute_occlusion``),
 * the time of mmdet's ``CocoMetric.evaluate`` and of
-  ``OcclusionRatioMetric.evaluate`` (first evaluation, ratios included) on
+  ``CocoOcclusionRatioMetric.evaluate`` (first evaluation, ratios included) on
   the same predictions, and their ratio.
 
 Each time is reported as wall-clock and as CPU seconds of this process; on a
@@ -31,7 +31,8 @@ import torch
 from mmdet.evaluation import CocoMetric
 from mmengine.fileio import dump
 
-from sharedbasis_mm.evaluation import OcclusionRatioMetric, compute_occlusion
+from sharedbasis_mm.evaluation import (CocoOcclusionRatioMetric,
+                                       compute_occlusion)
 
 from tool_utils import DefaultsHelpFormatter, int_at_least
 
@@ -149,7 +150,7 @@ def time_metric(metric: CocoMetric, samples: List[dict],
 def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         formatter_class=DefaultsHelpFormatter,
-        description='Time occlusion ratios and OcclusionRatioMetric.')
+        description='Time occlusion ratios and CocoOcclusionRatioMetric.')
     parser.add_argument(
         '--num-images', type=int_at_least(1), default=5000, help='generated images')
     parser.add_argument(
@@ -170,7 +171,7 @@ def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
         '--occlusion-level',
         choices=['image', 'instance'],
         default='image',
-        help='occlusion_level of OcclusionRatioMetric')
+        help='occlusion_level of CocoOcclusionRatioMetric')
     parser.add_argument(
         '--ratios-only', action='store_true',
         help='time the occlusion ratios only, not the metrics')
@@ -220,7 +221,7 @@ def main(args: Optional[List[str]] = None) -> None:
                   f"({report['coco_metric_cpu_s']:.1f} s CPU)")
             report['occlusion_metric_s'], report['occlusion_metric_cpu_s'] = (
                 time_metric(
-                    OcclusionRatioMetric(
+                    CocoOcclusionRatioMetric(
                         ann_file=ann_file,
                         metric=args.metric,
                         occlusion_level=args.occlusion_level), samples,
@@ -229,8 +230,8 @@ def main(args: Optional[List[str]] = None) -> None:
             report['occlusion_metric_s'] / report['coco_metric_s'])
         report['occlusion_over_coco_cpu'] = (
             report['occlusion_metric_cpu_s'] / report['coco_metric_cpu_s'])
-        print(f'OcclusionRatioMetric ({args.occlusion_level} level, ratios '
-              f"included): {report['occlusion_metric_s']:.1f} s "
+        print(f'CocoOcclusionRatioMetric ({args.occlusion_level} level, '
+              f"ratios included): {report['occlusion_metric_s']:.1f} s "
               f"({report['occlusion_metric_cpu_s']:.1f} s CPU), "
               f"{report['occlusion_over_coco']:.2f}x CocoMetric "
               f"({report['occlusion_over_coco_cpu']:.2f}x in CPU time)")

@@ -11,7 +11,7 @@ Usage:
    the same Faster R-CNN, data, schedule and seed, only the backbone
    differs) on the CPU, one after the other, in ``WORK_DIR/<backbone>``;
 3. evaluates each: COCO AP and AP per occlusion bin
-   (``OcclusionRatioMetric``);
+   (``CocoOcclusionRatioMetric``);
 4. writes one report with the models side by side (parameters, FLOPs,
    times, AP, AP per occlusion bin, orthogonality error of the shared
    bases), the AP-versus-occlusion plot with a line per model (the Tied
@@ -36,6 +36,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from sharedbasis_mm.analysis import count_flops, count_parameters
+from sharedbasis_mm.analysis.benchmark import describe_machine
 from sharedbasis_mm.layers import find_shared_bases, orthogonality_error
 
 from dataset_converters.synthetic_coco import make_synthetic_coco
@@ -63,7 +64,10 @@ LIMITS = (
     'and `--seed 2` and compare with `tools/demo_seeds.py`; see the '
     'README), and an '
     'occlusion bin holds only the images counted in its row, so per-bin '
-    'differences are noisier still. '
+    'differences are noisier still. A seeded run reproduces its losses and '
+    'AP on the same CPU model only ({cpu} here): another CPU model rounds '
+    'the same computation differently, and the same seed gives other '
+    'figures there. '
     'Nor does it show how the backbones compare when pretrained on ImageNet '
     'and trained on COCO, the papers\' setting.')
 
@@ -215,7 +219,6 @@ def run(name: str, index: int, args: argparse.Namespace,
         train_time=train_time,
         train_cpu_time=cpu_time,
         test_time=test_time,
-        load_average=os.getloadavg(),
         orthogonality=orthogonality(model),
         occlusion_file=osp.abspath(cfg.test_evaluator.outfile_prefix +
                                    '.occlusion.json'),
@@ -271,8 +274,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence]) -> List[str]:
 
 
 def report_lines(results: Sequence[Dict], args: argparse.Namespace,
-                 total_time: float) -> List[str]:
-    """The report, in markdown: the models side by side."""
+                 total_time: float, cpu: str) -> List[str]:
+    """The report, in markdown: the models side by side, trained on the
+    CPU model ``cpu``."""
     first = results[0]
 
     def row(title, fn):
@@ -295,8 +299,6 @@ def report_lines(results: Sequence[Dict], args: argparse.Namespace,
         row('training time (min)', lambda r: f"{r['train_time'] / 60:.1f}"),
         row('CPU time of the main process in training (min)',
             lambda r: f"{r['train_cpu_time'] / 60:.1f}"),
-        row('load average (1, 5, 15 min) after training',
-            lambda r: ', '.join(f'{x:.1f}' for x in r['load_average'])),
         row('evaluation time (s)', lambda r: f"{r['test_time']:.0f}"),
         row('bbox AP', lambda r: _ap(r['metrics']['coco/bbox_mAP'])),
         row('bbox AP50', lambda r: _ap(r['metrics']['coco/bbox_mAP_50'])),
@@ -310,9 +312,8 @@ def report_lines(results: Sequence[Dict], args: argparse.Namespace,
         f"{args.train} training / {args.val} validation synthetic images "
         f"(data seed {args.data_seed}), {first['epochs']} epoch(s) "
         f"({first['iterations']} iterations), training seed {first['seed']}, "
-        f"on {os.cpu_count()} CPU cores; the whole demo took "
-        f'{total_time / 60:.1f} min. Times are wall-clock: a load average '
-        f'above {os.cpu_count()} means other jobs shared the cores. FLOPs '
+        f"on {os.cpu_count()} cores of {cpu}; the whole demo took "
+        f'{total_time / 60:.1f} min. Times are wall-clock. FLOPs '
         'are multiply-adds on one '
         f"{'x'.join(map(str, first['image_size']))} image.",
         '',
@@ -338,7 +339,8 @@ def report_lines(results: Sequence[Dict], args: argparse.Namespace,
             val=args.val,
             epochs=first['epochs'],
             seed=first['seed'],
-            train=args.train)
+            train=args.train,
+            cpu=cpu)
     ]
     return lines
 
@@ -355,7 +357,8 @@ def main() -> None:
     plot_base = osp.abspath(osp.join(args.work_dir, 'ap_vs_occlusion'))
     plot_files = plot(results, plot_base)
     report = osp.abspath(osp.join(args.work_dir, 'report.md'))
-    lines = report_lines(results, args, time.perf_counter() - start)
+    cpu = describe_machine('cpu', torch.get_num_threads())['processor']
+    lines = report_lines(results, args, time.perf_counter() - start, cpu)
     lines += ['', f'Plot: {plot_files[0]} (also {", ".join(plot_files[1:])})']
     with open(report, 'w') as f:
         f.write('\n'.join(lines) + '\n')
@@ -365,6 +368,7 @@ def main() -> None:
                 train_images=args.train,
                 val_images=args.val,
                 data_seed=args.data_seed,
+                cpu=cpu,
                 models=results),
             f,
             indent=1,

@@ -4,4 +4,5 @@ _base_ = ['./tiedresnet50_8xb32_in1k.py']
 
 model = dict(backbone=dict(mixer='cat'))
 
-paper_reference = dict(source='Tied Block Convolution, Table 6', params=26.7e6, flops=None)
+paper_reference = dict(
+    source='Tied Block Convolution, Table 6', params=26.7e6, flops=None)

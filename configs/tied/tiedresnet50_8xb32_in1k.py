@@ -1,4 +1,7 @@
-# TiedResNet-50, 4s x 32w (Tied Block Convolution, Figure 4a, Table 1)
+# TiedResNet-50, 4s x 32w (Tied Block Convolution, Figure 4a, Table 1), on
+# mmpretrain's ImageNet schedule for ResNets, which is the paper's: SGD lr
+# 0.1, momentum 0.9, weight decay 1e-4, batch 256 (8 GPUs x 32), 100 epochs,
+# lr / 10 every 30 epochs
 _base_ = [
     'mmpretrain::_base_/models/resnet50.py',
     'mmpretrain::_base_/datasets/imagenet_bs32.py',
@@ -14,15 +17,6 @@ model = dict(
         type='TiedResNet',
         depth=50,
         out_indices=(3, )))
-
-# the paper's schedule: SGD lr 0.1, momentum 0.9, weight decay 1e-4, batch
-# 256 (8 GPUs x 32), 100 epochs, lr / 10 every 30 epochs
-optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4))
-param_scheduler = dict(
-    type='MultiStepLR', by_epoch=True, milestones=[30, 60, 90], gamma=0.1)
-train_cfg = dict(by_epoch=True, max_epochs=100, val_interval=1)
-auto_scale_lr = dict(base_batch_size=256)
 
 paper_reference = dict(
     source='Tied Block Convolution, Table 1',

@@ -17,6 +17,7 @@ from pycocotools.cocoeval import COCOeval
 from terminaltables import AsciiTable
 
 from ..registry import METRICS
+from ..utils.deprecation import register_deprecated_alias
 from ..utils.validation import check_choice, check_json_object
 from .occlusion import (COCO_ANNOTATION_FILE, DEFAULT_BIN_EDGES,
                         OCCLUSION_LEVELS, OcclusionBin, OcclusionRatios,
@@ -43,7 +44,7 @@ def _coco_from_dict(dataset: dict) -> COCO:
 
 
 @METRICS.register_module()
-class OcclusionRatioMetric(CocoMetric):
+class CocoOcclusionRatioMetric(CocoMetric):
     """COCO metric with AP, AP50 and AP75 per occlusion-ratio bin.
 
     This is mmdet's :class:`CocoMetric` (its results over all images, under
@@ -308,3 +309,10 @@ class OcclusionRatioMetric(CocoMetric):
                     for _, index in BIN_METRIC_ITEMS
                 ]
         return values
+
+
+# the previous registered name: builds CocoOcclusionRatioMetric with a
+# FutureWarning
+OcclusionRatioMetric = register_deprecated_alias(METRICS,
+                                                 'OcclusionRatioMetric',
+                                                 CocoOcclusionRatioMetric)

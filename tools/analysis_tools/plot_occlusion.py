@@ -1,7 +1,8 @@
 """Plot AP and AP75 against occlusion ratio, one line per model (TBC Fig. 7).
 
-Each RESULT is a json file holding the metrics of ``OcclusionRatioMetric``,
-keys ``[prefix/]occ/{bbox,segm}_mAP{,_75}_{low}-{high}``:
+Each RESULT is a json file holding the metrics of
+``CocoOcclusionRatioMetric``, keys
+``[prefix/]occ/{bbox,segm}_mAP{,_75}_{low}-{high}``:
 
 * the file the metric writes when given ``outfile_prefix``
   (``{outfile_prefix}.occlusion.json``),
@@ -59,14 +60,14 @@ def load_metrics(path: str) -> dict:
         except json.JSONDecodeError as error:
             raise ValueError(
                 f'{path} is neither a JSON file nor a JSON-lines file '
-                f'({error}); expected the metrics of OcclusionRatioMetric'
+                f'({error}); expected the metrics of CocoOcclusionRatioMetric'
             ) from None
     for record in reversed(records):
         if isinstance(record, dict) and any(map(OCC_KEY.search, record)):
             return record
     raise ValueError(f'{path} holds no occlusion metrics (keys like '
                      "'occ/bbox_mAP_0.2-0.3'); was it written by "
-                     'OcclusionRatioMetric?')
+                     'CocoOcclusionRatioMetric?')
 
 
 def occlusion_curves(metrics: dict,
@@ -115,7 +116,7 @@ def parse_args(args: Optional[List[str]] = None) -> argparse.Namespace:
         formatter_class=DefaultsHelpFormatter,
         description='Plot AP and AP75 against occlusion ratio (Fig. 7).')
     parser.add_argument(
-        'results', nargs='+', help='json results of OcclusionRatioMetric')
+        'results', nargs='+', help='json results of CocoOcclusionRatioMetric')
     parser.add_argument(
         '--labels',
         nargs='+',

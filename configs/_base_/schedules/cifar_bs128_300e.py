@@ -1,5 +1,6 @@
-# Learning Deeply Shared Filter Bases, section 4.2: CIFAR, SGD 0.1, momentum 0.9, weight decay 5e-4,
-# 300 epochs, /10 at 50% and 75% of the epochs; batch 128 as He et al.
+# Learning Deeply Shared Filter Bases, section 4.2: CIFAR, SGD 0.1, momentum
+# 0.9, weight decay 5e-4, 300 epochs, /10 at 50% and 75% of the epochs; batch
+# 128 as He et al.
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=5e-4))
 param_scheduler = dict(

@@ -1,5 +1,6 @@
-# Learning Deeply Shared Filter Bases, section 4.1: ResNets on ImageNet, SGD 0.1, momentum 0.9,
-# weight decay 1e-4, batch 256, 150 epochs, /10 at epochs 60, 100 and 140.
+# Learning Deeply Shared Filter Bases, section 4.1: ResNets on ImageNet, SGD
+# 0.1, momentum 0.9, weight decay 1e-4, batch 256, 150 epochs, /10 at epochs
+# 60, 100 and 140.
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4))
 param_scheduler = dict(

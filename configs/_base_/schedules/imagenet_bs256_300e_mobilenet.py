@@ -1,5 +1,6 @@
-# Learning Deeply Shared Filter Bases, section 4.1: MobileNetV2 on ImageNet, SGD 0.1, momentum 0.9,
-# weight decay 1e-5, batch 256, 300 epochs, /10 at epochs 150, 225 and 285.
+# Learning Deeply Shared Filter Bases, section 4.1: MobileNetV2 on ImageNet,
+# SGD 0.1, momentum 0.9, weight decay 1e-5, batch 256, 300 epochs, /10 at
+# epochs 150, 225 and 285.
 optim_wrapper = dict(
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-5))
 param_scheduler = dict(

@@ -1,5 +1,5 @@
 # mmdet's runtime, with sharedbasis_mm registered (backbones, attention
-# plugins, OcclusionRatioMetric, OrthogonalityLossHook).
+# plugins, CocoOcclusionRatioMetric, OrthogonalityLossHook).
 #
 # The detectors with our backbones start from ImageNet models:
 # ``backbone.init_cfg`` loads work_dirs/backbones/<classification config>.pth,

@@ -1,4 +1,5 @@
-# Faster R-CNN, ResNet-101: the baseline of Learning Deeply Shared Filter Bases, Table 4
+# Faster R-CNN, ResNet-101: the baseline of Learning Deeply Shared Filter
+# Bases, Table 4
 _base_ = './faster-rcnn_r50_fpn_4xb2-1x_coco.py'
 
 model = dict(

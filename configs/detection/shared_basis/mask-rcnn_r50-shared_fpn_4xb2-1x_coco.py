@@ -1,6 +1,6 @@
-# Mask R-CNN, ResNet50-Shared (Learning Deeply Shared Filter Bases, Table 4): the 3 x 3 convolutions of
-# the blocks of a residual group share a filter basis, trained with the
-# orthogonality regularization of eq. 7
+# Mask R-CNN, ResNet50-Shared (Learning Deeply Shared Filter Bases, Table 4):
+# the 3 x 3 convolutions of the blocks of a residual group share a filter
+# basis, trained with the orthogonality regularization of eq. 7
 # (configs/_base_/orthogonality_regularization.py).
 _base_ = [
     './mask-rcnn_r50_fpn_4xb2-1x_coco.py',

@@ -1,4 +1,5 @@
-# RetinaNet, ResNet-101: the baseline of Learning Deeply Shared Filter Bases, Table 4
+# RetinaNet, ResNet-101: the baseline of Learning Deeply Shared Filter Bases,
+# Table 4
 _base_ = './retinanet_r50_fpn_4xb2-1x_coco.py'
 
 model = dict(

@@ -1,5 +1,6 @@
-# RetinaNet, ResNet-50: the baseline of Learning Deeply Shared Filter Bases, Table 4, on the paper's
-# schedule. The ResNet-101 and shared-basis configs of this folder inherit it.
+# RetinaNet, ResNet-50: the baseline of Learning Deeply Shared Filter Bases,
+# Table 4, on the paper's schedule. The ResNet-101 and shared-basis configs of
+# this folder inherit it.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     '../_base_/datasets/coco_detection.py',

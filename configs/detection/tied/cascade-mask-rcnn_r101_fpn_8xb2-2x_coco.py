@@ -1,4 +1,5 @@
-# Cascade Mask R-CNN, ResNet-101, 2x schedule (baseline of Tied Block Convolution)
+# Cascade Mask R-CNN, ResNet-101, 2x schedule (baseline of Tied Block
+# Convolution)
 _base_ = './cascade-mask-rcnn_r50_fpn_8xb2-2x_coco.py'
 
 model = dict(
@@ -7,4 +8,5 @@ model = dict(
         init_cfg=dict(type='Pretrained',
                       checkpoint='torchvision://resnet101')))
 
-paper_reference = dict(source='Tied Block Convolution, Table 1 (backbone)', params=44.6e6)
+paper_reference = dict(
+    source='Tied Block Convolution, Table 1 (backbone)', params=44.6e6)

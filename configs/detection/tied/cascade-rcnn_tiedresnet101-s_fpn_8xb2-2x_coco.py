@@ -7,4 +7,5 @@ model = dict(
         init_cfg=dict(
             checkpoint='work_dirs/backbones/tiedresnet101-s_8xb32_in1k.pth')))
 
-paper_reference = dict(source='Tied Block Convolution, Table 1 (backbone)', params=24.0e6)
+paper_reference = dict(
+    source='Tied Block Convolution, Table 1 (backbone)', params=24.0e6)

@@ -7,4 +7,5 @@ model = dict(
         init_cfg=dict(type='Pretrained',
                       checkpoint='torchvision://resnet101')))
 
-paper_reference = dict(source='Tied Block Convolution, Table 1 (backbone)', params=44.6e6)
+paper_reference = dict(
+    source='Tied Block Convolution, Table 1 (backbone)', params=44.6e6)

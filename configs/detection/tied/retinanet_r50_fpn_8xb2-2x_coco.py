@@ -1,7 +1,7 @@
-# RetinaNet, ResNet-50, on mmdet's 2x schedule (24 epochs, lr / 10 at
-# epochs 16 and 22, 8 GPUs x 2 images, lr 0.01), the schedule of the Tied Block Convolution paper's
-# detection results. The ResNet-101 and TiedResNet configs of this folder
-# inherit it.
+# RetinaNet, ResNet-50, on mmdet's 2x schedule (24 epochs, lr / 10 at epochs 16
+# and 22, 8 GPUs x 2 images, lr 0.01), the schedule of the Tied Block
+# Convolution paper's detection results. The ResNet-101 and TiedResNet configs
+# of this folder inherit it.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     '../_base_/datasets/coco_detection.py',
@@ -12,8 +12,8 @@ _base_ = [
 # mmdet's RetinaNet learning rate
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 
-# Tied Block Convolution gives the sizes of the detectors' backbones as those of its
-# ImageNet models (classifier included).
+# Tied Block Convolution gives the sizes of the detectors' backbones as those
+# of its ImageNet models (classifier included).
 paper_reference = dict(
     source='Tied Block Convolution, Table 2 (backbone)',
     params=25.6e6,
