@@ -13,6 +13,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate
+from mmengine.registry import DefaultScope
 
 from sharedbasis_mm.analysis import build_model_from_config
 from sharedbasis_mm.analysis.filter_similarity import generated_images
@@ -79,12 +80,14 @@ def test_vis_cam_draws_the_grad_cam_of_the_last_stage(config, tmp_path,
         'vis_cam.py', image_path, osp.join(ROOT, config), checkpoint,
         '--target-layers', 'backbone.layer4', '--save-path', str(out_path),
         '--cfg-options', *(f'{k}={v}' for k, v in SMALL_PIPELINE.items())])
-    runpy.run_path(VIS_CAM, run_name='__main__')
-
-    # the reference: the same input through the same pipeline, by hand
-    data = Compose([TRANSFORMS.build(t)
-                    for t in cfg.test_dataloader.dataset.pipeline])(
-                        dict(img_path=image_path))
+    # as in the tool's own process, whose builds use mmpretrain's registries
+    # (another test of this process may have left another default scope)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        runpy.run_path(VIS_CAM, run_name='__main__')
+        # the reference: the same input through the same pipeline, by hand
+        data = Compose([
+            TRANSFORMS.build(t) for t in cfg.test_dataloader.dataset.pipeline
+        ])(dict(img_path=image_path))
     source = data['inputs'].numpy().transpose(1, 2, 0)
     inputs = model.data_preprocessor(default_collate([data]), False)['inputs']
     expected = hand_grad_cam(model, inputs, 'backbone.layer4')

@@ -239,21 +239,28 @@ def convert_net_rl2(state_dict: Dict[str, Tensor],
                                    f'fills {key!r} twice')
             converted[key] = value.detach().clone().to(entry.target.dtype)
 
-    unfilled = [key for key in target_state if key not in converted]
-    if unfilled:
-        raise NetRL2ConversionError(
-            f'no key of the checkpoint fills {unfilled[0]!r} of shape '
-            f'{_shape(target_state[unfilled[0]])} in the model of '
-            f'{config_name} ({len(unfilled)} keys unfilled): it does not '
-            f'fit {config_name}')
-    unused = [key for key in state_dict if key not in used]
-    if unused:
-        raise NetRL2ConversionError(
-            f'the checkpoint key {unused[0]!r} of shape '
-            f'{_shape(state_dict[unused[0]])} has no place in the model of '
-            f'{config_name} ({len(unused)} keys unused): it does not fit '
-            f'{config_name}')
+    _refuse_leftovers([key for key in target_state if key not in converted],
+                      target_state, 'no key of the checkpoint fills {key} of '
+                      'shape {shape} in the model of {config} ({count} keys '
+                      'unfilled)', config_name)
+    _refuse_leftovers([key for key in state_dict if key not in used],
+                      state_dict, 'the checkpoint key {key} of shape {shape} '
+                      'has no place in the model of {config} ({count} keys '
+                      'unused)', config_name)
     return OrderedDict((key, converted[key]) for key in target_state)
+
+
+def _refuse_leftovers(keys: List[str], state: Dict, message: str,
+                      config_name: str) -> None:
+    """Raise a NetRL2ConversionError naming the first of ``keys`` (keys of
+    ``state`` left unfilled or unused), if any."""
+    if keys:
+        raise NetRL2ConversionError(
+            message.format(
+                key=repr(keys[0]),
+                shape=_shape(state[keys[0]]),
+                config=config_name,
+                count=len(keys)) + f': it does not fit {config_name}')
 
 
 # Folds shared by the mappings.
