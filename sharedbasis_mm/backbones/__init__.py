@@ -5,10 +5,12 @@ from .shared_basis_resnet import SharedBasisResNet, SharedBasisResNetCifar
 from .shared_basis_resnext import SharedBasisResNeXt, SharedBasisResNeXtCifar
 from .tied_resnet import (TiedBottleneck, TiedResNet, TiedResNeXt,
                           TiedSEResNet, TiedSplitConv)
+from .tied_se_backbones import EfficientNetTiedSE, SEResNetTiedSE
 
 __all__ = [
     'SharedBasisResNet', 'SharedBasisResNetCifar', 'SharedBasisMobileNetV2',
     'SharedBasisDenseNet', 'SharedBasisDenseNetCifar', 'SharedBasisResNeXt',
     'SharedBasisResNeXtCifar', 'TiedBottleneck', 'TiedSplitConv',
-    'TiedResNet', 'TiedResNeXt', 'TiedSEResNet'
+    'TiedResNet', 'TiedResNeXt', 'TiedSEResNet', 'SEResNetTiedSE',
+    'EfficientNetTiedSE'
 ]
