@@ -21,6 +21,7 @@ import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config, complexity_row
 from sharedbasis_mm.attention import TiedSE, replace_se_layers
 from sharedbasis_mm.backbones import EfficientNetTiedSE, SEResNetTiedSE
+from config_helpers import without_scope
 from two_iteration_training import train_two_iterations
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -53,19 +54,6 @@ def load_config(name: str) -> Config:
 
 def config_id(path: str) -> str:
     return osp.splitext(osp.basename(path))[0]
-
-
-def without_scope(value):
-    """A config value without the ``_scope_`` keys that inheriting through
-    ``mmpretrain::`` adds."""
-    if isinstance(value, dict):
-        return {
-            k: without_scope(v)
-            for k, v in value.items() if k != '_scope_'
-        }
-    if isinstance(value, (list, tuple)):
-        return [without_scope(v) for v in value]
-    return value
 
 
 def se_state_to_tied_se(model: nn.Module, state: dict) -> dict:

@@ -42,3 +42,27 @@ def train_two_iterations(cfg: Config,
     ]
     assert not unmoved, f'backbone parameters not trained: {unmoved[:5]}'
     return model, logs
+
+
+def few_proposals(model_cfg: dict) -> None:
+    """Fewer proposals and sampled RoIs in a detector's train and test
+    settings (in place), so that an iteration runs in seconds on a CPU."""
+    train_cfg, test_cfg = model_cfg['train_cfg'], model_cfg['test_cfg']
+    if 'rpn_proposal' in train_cfg:
+        train_cfg['rpn_proposal'].update(nms_pre=200, max_per_img=64)
+        test_cfg['rpn'].update(nms_pre=200, max_per_img=64)
+        stages = train_cfg['rcnn']
+        for stage in stages if isinstance(stages, list) else [stages]:
+            stage['sampler']['num'] = 32
+
+
+def detection_batch(num_classes: int, with_mask: bool) -> dict:
+    """Two seeded small images (128 x 128 and 128 x 96) with 3 and 2
+    instances, as a detection dataloader packs them."""
+    from mmdet.testing import demo_mm_inputs
+    torch.manual_seed(0)
+    return demo_mm_inputs(
+        2, [[3, 128, 128], [3, 128, 96]],
+        num_items=[3, 2],
+        num_classes=num_classes,
+        with_mask=with_mask)

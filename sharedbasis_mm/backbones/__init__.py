@@ -5,6 +5,8 @@ from .shared_basis_resnet import SharedBasisResNet, SharedBasisResNetCifar
 from .shared_basis_resnext import SharedBasisResNeXt, SharedBasisResNeXtCifar
 from .tied_resnet import (TiedBottleneck, TiedResNet, TiedResNeXt,
                           TiedSEResNet, TiedSplitConv)
+from .tied_resnest import (GroupedTBC, TiedResNeSt, TiedResNeStBottleneck,
+                           TiedSplitAttentionConv2d)
 from .tied_se_backbones import EfficientNetTiedSE, SEResNetTiedSE
 
 __all__ = [
@@ -12,5 +14,6 @@ __all__ = [
     'SharedBasisDenseNet', 'SharedBasisDenseNetCifar', 'SharedBasisResNeXt',
     'SharedBasisResNeXtCifar', 'TiedBottleneck', 'TiedSplitConv',
     'TiedResNet', 'TiedResNeXt', 'TiedSEResNet', 'SEResNetTiedSE',
-    'EfficientNetTiedSE'
+    'EfficientNetTiedSE', 'TiedResNeSt', 'TiedResNeStBottleneck',
+    'TiedSplitAttentionConv2d', 'GroupedTBC'
 ]
