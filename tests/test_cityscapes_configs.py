@@ -19,6 +19,7 @@ from mmengine.config import Config
 from mmengine.registry import METRICS, DefaultScope
 
 import sharedbasis_mm  # noqa: F401
+from config_helpers import one_thread  # noqa: F401 (an autouse fixture)
 from config_helpers import without_scope
 from sharedbasis_mm.analysis import build_model_from_config, complexity_row
 from sharedbasis_mm.backbones import TiedResNet
@@ -38,15 +39,6 @@ CONFIGS = {
     'mask-rcnn_tiedresnet50-s_fpn_1x_cityscapes': ('TiedResNet', 13.9e6),
     'mask-rcnn_tiedresnet50_fpn_1x_cityscapes': ('TiedResNet', 22.0e6),
 }
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """The test machine's cores are shared: one thread runs fastest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @functools.lru_cache(maxsize=None)

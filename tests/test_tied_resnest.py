@@ -24,6 +24,7 @@ from sharedbasis_mm.backbones import (GroupedTBC, TiedResNeSt,
                                       TiedResNeStBottleneck,
                                       TiedSplitAttentionConv2d)
 from sharedbasis_mm.layers import TiedBlockConv2d
+from config_helpers import one_thread  # noqa: F401 (an autouse fixture)
 from config_helpers import without_scope
 from two_iteration_training import (detection_batch, few_proposals,
                                     train_two_iterations)
@@ -35,15 +36,6 @@ DETECTION_CONFIGS = sorted(glob(osp.join(DETECTION_DIR, '*.py')))
 MMDET_CONFIGS = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs')
 FC = 2048 * 1000 + 1000  # the ImageNet classifier's fc
 TINY = dict(depth=50, base_channels=8, stem_channels=8)
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """The test machine's cores are shared: one thread runs fastest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,6 +21,7 @@ import sharedbasis_mm  # noqa: F401
 from sharedbasis_mm.analysis import build_model_from_config, complexity_row
 from sharedbasis_mm.attention import TiedSE, replace_se_layers
 from sharedbasis_mm.backbones import EfficientNetTiedSE, SEResNetTiedSE
+from config_helpers import one_thread  # noqa: F401 (an autouse fixture)
 from config_helpers import without_scope
 from two_iteration_training import train_two_iterations
 
@@ -36,15 +37,6 @@ HOSTS = {
     'efficientnet-b0': ('efficientnet-b0_8xb32_in1k.py',
                         'efficientnet-b0-tiedse-b2_8xb32_in1k.py'),
 }
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """The test machine's cores are shared: one thread runs fastest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,28 +1,9 @@
-# Cascade R-CNN with TiedResNeSt50-S (Tied Block Convolution, Figure 4c): mmdet's ResNeSt-50
-# config with the backbone tied (entry 1x1 and 3x3 convolutions TBC with B = 2,
-# ResNeSt-fast's pool first), from the ImageNet backbone of
-# configs/tied_resnest/tiedresnest50-s_8xb32_in1k.py
-_base_ = 'mmdet::resnest/cascade-rcnn_s50_fpn_syncbn-backbone+head_ms-range-1x_coco.py'
+# Cascade R-CNN with TiedResNeSt50-S (Tied Block Convolution, Figure 4c): mmdet's
+# ResNeSt-50 config with what ./_base_/tiedresnest50-s.py changes
+_base_ = [
+    'mmdet::resnest/cascade-rcnn_s50_fpn_syncbn-backbone+head_ms-range-1x_coco.py',
+    './_base_/tiedresnest50-s.py'
+]
 
-custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(
-        type='TiedResNeSt',
-        avd_first=True,
-        entry_blocks=2,
-        split_blocks=2,
-        init_cfg=dict(
-            checkpoint='work_dirs/backbones/tiedresnest50-s_8xb32_in1k.pth')))
-
-# also AP per occlusion ratio (Tied Block Convolution, Figure 7), on the boxes
-# as for COCO's visible-part masks; CocoMetric's ann_file and metric inherited
-test_evaluator = dict(type='OcclusionRatioMetric', instance_shape='box')
-
-# the size of the paper's ImageNet backbone (fc included; see the README)
-paper_reference = dict(
-    source='Tied Block Convolution, Table 1 (backbone)',
-    params=16.5e6,
-    flops=None,
-    input_shape=(3, 800, 1333),
-    part='backbone')
+model = dict(backbone=_base_.tied_backbone)
+test_evaluator = _base_.occlusion_metric
