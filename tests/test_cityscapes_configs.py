@@ -21,7 +21,7 @@ from mmengine.registry import METRICS, DefaultScope
 import sharedbasis_mm  # noqa: F401
 from config_helpers import one_thread  # noqa: F401 (an autouse fixture)
 from config_helpers import without_scope
-from sharedbasis_mm.analysis import build_model_from_config, complexity_row
+from sharedbasis_mm.analysis import complexity_row
 from sharedbasis_mm.backbones import TiedResNet
 from sharedbasis_mm.evaluation import OcclusionRatioMetric
 from two_iteration_training import (detection_batch, few_proposals,

@@ -1,6 +1,6 @@
 # EfficientNet-B0, the SE baseline of TiedSE (Tied Block Convolution, Table 3):
-# mmpretrain's own config, with the paper's counts; the TiedSE variants beside it
-# inherit it
+# mmpretrain's own config, with the paper's counts; the TiedSE variants beside
+# it inherit it
 _base_ = 'mmpretrain::efficientnet/efficientnet-b0_8xb32_in1k.py'
 
 custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)

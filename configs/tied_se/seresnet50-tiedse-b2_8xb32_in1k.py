@@ -1,5 +1,5 @@
-# SEResNet-50 with TiedSE (B = 2) in place of its SE modules (Tied Block Convolution,
-# Table 3)
+# SEResNet-50 with TiedSE (B = 2) in place of its SE modules (Tied Block
+# Convolution, Table 3)
 _base_ = './seresnet50_8xb32_in1k.py'
 
 model = dict(backbone=dict(type='SEResNetTiedSE', se_blocks=2))

@@ -1,6 +1,6 @@
-# Mask R-CNN, ResNet-50, on Cityscapes (Tied Block Convolution, Table 2): mmdet's
-# config, with AP per occlusion ratio beside its COCO and Cityscapes metrics; the
-# TiedResNet configs of this folder inherit it
+# Mask R-CNN, ResNet-50, on Cityscapes (Tied Block Convolution, Table 2):
+# mmdet's config, with AP per occlusion ratio beside its COCO and Cityscapes
+# metrics; the TiedResNet configs of this folder inherit it
 _base_ = 'mmdet::cityscapes/mask-rcnn_r50_fpn_1x_cityscapes.py'
 
 custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)

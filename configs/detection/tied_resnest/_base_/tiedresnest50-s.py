@@ -1,8 +1,9 @@
-# What the TiedResNeSt50-S detectors of this folder change in mmdet's ResNeSt-50
-# configs (each inherits one with this file): the backbone tied (entry 1x1 and 3x3
-# convolutions TBC with B = 2, ResNeSt-fast's pool first), from the ImageNet
-# backbone of configs/tied_resnest/tiedresnest50-s_8xb32_in1k.py; the test set
-# also evaluated per occlusion ratio (Tied Block Convolution, Figure 7), on the
+# What the TiedResNeSt50-S detectors of this folder change in mmdet's
+# ResNeSt-50 configs (each inherits one with this file): the backbone tied
+# (entry 1x1 and 3x3 convolutions TBC with B = 2, ResNeSt-fast's pool first),
+# from the ImageNet backbone of
+# configs/tied_resnest/tiedresnest50-s_8xb32_in1k.py; the test set also
+# evaluated per occlusion ratio (Tied Block Convolution, Figure 7), on the
 # boxes as for COCO's visible-part masks
 custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 
