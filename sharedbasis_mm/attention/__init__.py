@@ -1,5 +1,5 @@
 from .eca import ECALayer
 from .tied_gcb import TiedGCB
-from .tied_se import TiedSE
+from .tied_se import TiedSE, replace_se_layers
 
-__all__ = ['ECALayer', 'TiedSE', 'TiedGCB']
+__all__ = ['ECALayer', 'TiedSE', 'TiedGCB', 'replace_se_layers']

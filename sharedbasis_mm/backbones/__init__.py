@@ -9,6 +9,9 @@ from .shared_basis_resnext import (SharedBasisResNeXt,
                                    SharedBasisResNeXtCifar)
 from .tied_resnet import (TiedBottleneck, TiedResNet, TiedResNeXt,
                           TiedSEResNet, TiedSplitConv)
+from .tied_resnest import (GroupedTBC, TiedResNeSt, TiedResNeStBottleneck,
+                           TiedSplitAttentionConv2d)
+from .tied_se_backbones import EfficientNetTiedSE, SEResNetTiedSE
 
 # SharedBasisResNetCifar, SharedBasisDenseNetCifar and
 # SharedBasisResNeXtCifar are the deprecated aliases of the *_CIFAR classes.
@@ -17,5 +20,7 @@ __all__ = [
     'SharedBasisDenseNet', 'SharedBasisDenseNet_CIFAR', 'SharedBasisResNeXt',
     'SharedBasisResNeXt_CIFAR', 'SharedBasisResNetCifar',
     'SharedBasisDenseNetCifar', 'SharedBasisResNeXtCifar', 'TiedBottleneck',
-    'TiedSplitConv', 'TiedResNet', 'TiedResNeXt', 'TiedSEResNet'
+    'TiedSplitConv', 'TiedResNet', 'TiedResNeXt', 'TiedSEResNet',
+    'SEResNetTiedSE', 'EfficientNetTiedSE', 'TiedResNeSt',
+    'TiedResNeStBottleneck', 'TiedSplitAttentionConv2d', 'GroupedTBC'
 ]

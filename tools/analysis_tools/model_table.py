@@ -70,7 +70,7 @@ def find_configs(paths: List[str]) -> List[str]:
 
 def format_table(rows: List[dict]) -> str:
     header = ('model', 'source', 'params', 'paper', 'ratio', 'FLOPs',
-              'paper', 'ratio')
+              'paper', 'ratio', 'attention', 'paper')
     lines = [header]
     for row in rows:
         flops = row['flops']
@@ -83,6 +83,9 @@ def format_table(rows: List[dict]) -> str:
             f'{flops / 1e9:.2f}G' if flops is not None else '-',
             f"{row['paper_flops'] / 1e9:.2f}G" if row['paper_flops'] else '-',
             f"{row['flops_ratio']:.3f}" if flops is not None else '-',
+            *(f'{count / 1e6:.3f}M' if count is not None else '-'
+              for count in (row['attention_params'],
+                            row['paper_attention_params'])),
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [

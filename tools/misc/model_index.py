@@ -54,6 +54,7 @@ DATASETS = {
     'CIFAR10': 'CIFAR-10',
     'CIFAR100': 'CIFAR-100',
     'CocoDataset': 'COCO',
+    'CityscapesDataset': 'Cityscapes',
 }
 # what a metafile's entry keeps from the file as it is: the paper's and the
 # authors' figures, which no config holds

@@ -1,0 +1,10 @@
+# EfficientNet-B0 with TiedSE (B = 2) in place of its SE modules (Tied Block
+# Convolution, Table 3)
+_base_ = './efficientnet-b0_8xb32_in1k.py'
+
+model = dict(backbone=dict(type='EfficientNetTiedSE', se_blocks=2))
+
+# Table 3 gives the size of the SE model only: the TiedSE model's is read as
+# that size less the SE modules plus the TiedSE modules
+paper_reference = dict(
+    params=5.3e6 - 0.65e6 + 0.16e6, attention_params=0.16e6)
