@@ -23,7 +23,7 @@ from config_helpers import one_thread  # noqa: F401 (an autouse fixture)
 from config_helpers import without_scope
 from sharedbasis_mm.analysis import complexity_row
 from sharedbasis_mm.backbones import TiedResNet
-from sharedbasis_mm.evaluation import OcclusionRatioMetric
+from sharedbasis_mm.evaluation import CocoOcclusionRatioMetric
 from two_iteration_training import (detection_batch, few_proposals,
                                     train_two_iterations)
 
@@ -75,7 +75,7 @@ def test_config_is_mmdets_cityscapes_config(name):
     coco, cityscapes = ours.test_evaluator
     assert without_scope(coco) == dict(
         without_scope(mmdet_cfg.val_evaluator[0]),
-        type='OcclusionRatioMetric', instance_shape='box')
+        type='CocoOcclusionRatioMetric', instance_shape='box')
     assert without_scope(cityscapes) == without_scope(
         mmdet_cfg.val_evaluator[1])
     # as mmdet's, from the COCO Mask R-CNN of the same backbone
@@ -212,7 +212,7 @@ def test_occlusion_metric_on_cityscapes_annotations(tmp_path,
     cfg.update(ann_file=str(ann_file), instance_shape=instance_shape)
     with DefaultScope.overwrite_default_scope('mmdet'):
         metric = METRICS.build(cfg)
-    assert isinstance(metric, OcclusionRatioMetric)
+    assert isinstance(metric, CocoOcclusionRatioMetric)
     assert metric.metrics == ['bbox', 'segm']
     metric.dataset_meta = CityscapesDataset.METAINFO
     metric.process({}, ground_truth_predictions(dataset))

@@ -325,7 +325,7 @@ def test_detection_config_is_mmdets_with_the_tied_backbone(config):
     ) == without_scope(
         {k: v for k, v in parent.model.items() if k != 'backbone'})
     assert without_scope(ours.test_evaluator) == dict(
-        without_scope(parent.test_evaluator), type='OcclusionRatioMetric',
+        without_scope(parent.test_evaluator), type='CocoOcclusionRatioMetric',
         instance_shape='box')
     # the ImageNet backbone's state dict fits the detector's
     detector_backbone = build_model_from_config(ours).backbone

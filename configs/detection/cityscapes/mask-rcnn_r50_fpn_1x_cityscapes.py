@@ -11,7 +11,7 @@ custom_imports = dict(imports=['sharedbasis_mm'], allow_failed_imports=False)
 # CocoMetric (bbox and segm) plus its bins; CityScapesMetric stays beside it.
 _coco, _cityscapes = _base_.val_evaluator
 test_evaluator = [
-    dict(_coco, type='OcclusionRatioMetric', instance_shape='box'),
+    dict(_coco, type='CocoOcclusionRatioMetric', instance_shape='box'),
     _cityscapes
 ]
 

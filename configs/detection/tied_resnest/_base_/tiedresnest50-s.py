@@ -14,7 +14,7 @@ tied_backbone = dict(
     split_blocks=2,
     init_cfg=dict(
         checkpoint='work_dirs/backbones/tiedresnest50-s_8xb32_in1k.pth'))
-occlusion_metric = dict(type='OcclusionRatioMetric', instance_shape='box')
+occlusion_metric = dict(type='CocoOcclusionRatioMetric', instance_shape='box')
 
 # the size of the paper's ImageNet backbone (fc included; see the README)
 paper_reference = dict(
