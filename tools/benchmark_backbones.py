@@ -2,6 +2,7 @@
 
 Usage:
     python tools/benchmark_backbones.py [--models NAME ...]
+        [--engine torch|onnxruntime] [--channels-last] [--compile]
         [--batch-sizes 1 8] [--input-size 224] [--device cpu|cuda]
         [--threads N] [--clock wall|cpu] [--repeats R] [--out-dir DIR]
 
@@ -13,11 +14,23 @@ backbones at one batch size are measured in interleaved blocks
 baselines are measured in one run and fair on a loaded machine (on a shared
 CPU, ``--clock cpu --threads 1`` times CPU time instead of elapsed time, which
 is robust to other processes taking the core). Throughput
-is images per second at the largest batch; peak memory is what one call at
-that batch allocates beyond the weights and inputs. A ``-fused`` backbone is
-passed through :func:`sharedbasis_mm.layers.fuse_model` (shared bases into
-plain convolutions, BatchNorms folded), the structure that
-``deploy=True`` builds.
+is images per second at the largest batch; peak memory (torch engine only)
+is what one call at that batch allocates beyond the weights and inputs. A
+``-fused`` backbone is passed through :func:`sharedbasis_mm.layers.fuse_model`
+(shared bases into plain convolutions, tied layers into their deploy form,
+BatchNorms folded), the structure that ``deploy=True`` builds; compare a
+fused backbone with ``ResNet50-fused`` (ResNet50 with its BN folded), the
+baseline deployed the same way.
+
+Engines (``--engine``): ``torch`` runs the modules eagerly (``--compile``:
+through ``torch.compile``, which needs a C++ compiler on the CPU;
+``--channels-last``: models and inputs in ``torch.channels_last``);
+``onnxruntime`` exports each backbone at each batch size with the export of
+``tools/deployment/fuse_model.py --onnx``
+(:func:`tool_utils.deployment.export_onnx`, into ``DIR/onnx/``) and times
+``InferenceSession.run`` with every graph optimisation, ``--threads``
+intra-op threads, on the CPU or, with ``--device cuda``, CUDA
+(onnxruntime-gpu).
 
 Writes ``DIR/backbones.csv`` (one row per backbone), ``DIR/ratios.csv``
 (one row per backbone and baseline) and ``DIR/backbones.json`` (both, with
@@ -29,6 +42,7 @@ import csv
 import json
 import os
 import os.path as osp
+import shutil
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -45,6 +59,9 @@ from sharedbasis_mm.layers import fuse_model
 
 from tool_utils import DefaultsHelpFormatter, int_at_least
 from tool_utils.benchmark_options import add_timing_arguments
+from tool_utils.deployment import export_onnx, onnx_session
+
+ENGINES = ('torch', 'onnxruntime')
 
 
 class Backbone(NamedTuple):
@@ -68,6 +85,13 @@ RESNET34_S48U1 = dict(
     shared_rank=48,
     unique_rank=1,
     num_bases=2,
+    out_indices=(3, ))
+TIED_RESNET50 = dict(type='TiedResNet', depth=50, out_indices=(3, ))
+TIED_RESNET50_S = dict(
+    type='TiedResNet',
+    depth=50,
+    base_width=18,
+    split_blocks=(1, 2, 2, 2),
     out_indices=(3, ))
 
 BACKBONES = [
@@ -105,12 +129,16 @@ BACKBONES = [
         'ResNet101-Shared',
         dict(type='SharedBasisResNet', depth=101, share='conv2',
              out_indices=(3, )), ('ResNet101', )),
-    Backbone('TiedResNet50', dict(type='TiedResNet', depth=50,
-                                  out_indices=(3, )), ('ResNet50', )),
+    Backbone('TiedResNet50', TIED_RESNET50, ('ResNet50', )),
     Backbone(
-        'TiedResNet50-S',
-        dict(type='TiedResNet', depth=50, base_width=18,
-             split_blocks=(1, 2, 2, 2), out_indices=(3, )), ('ResNet50', )),
+        'TiedResNet50-fused',
+        TIED_RESNET50, ('ResNet50', 'ResNet50-fused'),
+        fuse=True),
+    Backbone('TiedResNet50-S', TIED_RESNET50_S, ('ResNet50', )),
+    Backbone(
+        'TiedResNet50-S-fused',
+        TIED_RESNET50_S, ('ResNet50', 'ResNet50-fused'),
+        fuse=True),
     Backbone('MobileNetV2', dict(type='MobileNetV2')),
     Backbone(
         'MobileNetV2-fused',
@@ -150,9 +178,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int_at_least(1),
         default=224, help='H = W of the input')
     parser.add_argument(
+        '--engine',
+        choices=ENGINES,
+        default='torch',
+        help='torch: the modules, eagerly or compiled; onnxruntime: their '
+        'ONNX export')
+    parser.add_argument(
         '--channels-last',
         action='store_true',
-        help='run models and inputs in torch.channels_last')
+        help='run models and inputs in torch.channels_last (torch engine)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='run the models through torch.compile (torch engine; needs a '
+        'C++ compiler on the CPU)')
     add_timing_arguments(parser, block_time=0.5, unit='backbone')
     parser.add_argument(
         '--no-flops', action='store_true', help='skip counting FLOPs')
@@ -174,14 +213,40 @@ def selected_backbones(names: Optional[List[str]]) -> List[Backbone]:
     return [b for b in BACKBONES if b.name in wanted]
 
 
-def build_backbone(backbone: Backbone, device: str,
-                   channels_last: bool) -> nn.Module:
+def check_engine(args: argparse.Namespace) -> None:
+    """Exit with a clear message where the engine cannot run as asked."""
+    if args.engine == 'onnxruntime':
+        for option, why in (
+            ('compile', 'onnxruntime optimises the exported graph itself'),
+            ('channels_last', 'the exported graph is NCHW and onnxruntime '
+             'chooses its own layout')):
+            if getattr(args, option):
+                raise SystemExit(
+                    f'benchmark_backbones: --{option.replace("_", "-")} is '
+                    f'an option of --engine torch: {why}')
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as error:
+            raise SystemExit(f'benchmark_backbones: --engine onnxruntime '
+                             f'needs onnxruntime: {error}')
+    if (args.compile and args.device == 'cpu' and not any(
+            shutil.which(c)
+            for c in (os.environ.get('CXX', 'g++'), 'g++', 'clang++'))):
+        raise SystemExit(
+            'benchmark_backbones: --compile on the CPU needs a C++ compiler '
+            '(torch.compile\'s inductor backend builds C++ kernels); none '
+            'found (CXX, g++, clang++)')
+
+
+def build_backbone(backbone: Backbone, args: argparse.Namespace) -> nn.Module:
+    """The backbone built, fused if asked, in eval mode on the device (and
+    in ``channels_last`` if asked)."""
     model = MODELS.build(backbone.cfg)
     if backbone.fuse:
         fuse_model(model)
     model.eval()
-    model.to(device)
-    if channels_last:
+    model.to(args.device)
+    if args.channels_last:
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -195,6 +260,32 @@ def inference(model: nn.Module,
             return model(inputs)
 
     return call
+
+
+def engine_tasks(models: Dict[str, nn.Module], inputs: torch.Tensor,
+                 args: argparse.Namespace) -> Dict[str, Callable[[], object]]:
+    """One call of each model on ``inputs`` in the engine of ``args``, each
+    called once (compilation, the first run's allocations)."""
+    if args.engine == 'torch':
+        tasks = {
+            name: inference(
+                torch.compile(model) if args.compile else model, inputs)
+            for name, model in models.items()
+        }
+    else:
+        onnx_dir = osp.join(args.out_dir, 'onnx')
+        os.makedirs(onnx_dir, exist_ok=True)
+        feed = {'input': inputs.cpu().numpy()}
+        tasks = {}
+        for name, model in models.items():
+            path = osp.join(onnx_dir, f'{name}_b{len(inputs)}.onnx')
+            export_onnx(model, inputs, path)
+            session = onnx_session(path, args.device, args.threads)
+            tasks[name] = (
+                lambda session=session: session.run(None, feed))
+    for task in tasks.values():
+        task()
+    return tasks
 
 
 def ratio_rows(rows: List[Dict], backbones: List[Backbone]) -> List[Dict]:
@@ -244,16 +335,22 @@ def write_csv(path: str, rows: List[Dict]) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     check_clock(args.clock, args.threads, args.device)
+    check_engine(args)
     torch.set_num_threads(args.threads)
     init_default_scope('mmpretrain')
     machine = describe_machine(args.device, args.threads)
+    machine['engine'] = args.engine + (' (torch.compile)'
+                                       if args.compile else '')
+    if args.engine == 'onnxruntime':
+        import onnxruntime
+        machine['onnxruntime'] = onnxruntime.__version__
     print(f'machine: {machine}')
     backbones = selected_backbones(args.models)
     shape = (3, args.input_size, args.input_size)
     models, rows = {}, []
     for backbone in backbones:
         print(f'building {backbone.name} ...', flush=True)
-        model = build_backbone(backbone, args.device, args.channels_last)
+        model = build_backbone(backbone, args)
         models[backbone.name] = model
         flops = None if args.no_flops else count_flops(model, shape)
         rows.append(
@@ -269,8 +366,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             batch, *shape,
             device=args.device).contiguous(memory_format=memory_format)
         measurements = benchmark(
-            {name: inference(model, inputs)
-             for name, model in models.items()},
+            engine_tasks(models, inputs, args),
             repeats=args.repeats,
             block_time=args.block_time,
             num_threads=args.threads,
@@ -285,8 +381,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         device=args.device).contiguous(memory_format=memory_format)
     for row in rows:
         row['throughput_img_s'] = batch / row[f'latency_b{batch}_ms'] * 1e3
-        row[f'peak_memory_b{batch}_mib'] = peak_memory(
-            inference(models[row['name']], inputs), args.device) / 2**20
+        if args.engine == 'torch':
+            row[f'peak_memory_b{batch}_mib'] = peak_memory(
+                inference(models[row['name']], inputs), args.device) / 2**20
     ratios = ratio_rows(rows, backbones)
 
     os.makedirs(args.out_dir, exist_ok=True)
