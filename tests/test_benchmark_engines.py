@@ -4,6 +4,7 @@ hold every backbone and its ratios to the baselines deployed the same way
 import json
 
 import pytest
+import torch.nn as nn
 from mmdet.models.backbones import ResNet
 
 from sharedbasis_mm.backbones import TiedResNet
@@ -20,7 +21,7 @@ def test_benchmark_backbones_in_each_engine_writes_ratios(tmp_path, engine):
         pytest.importorskip('onnxruntime')
     load_tool('benchmark_backbones').main([
         '--engine', engine, '--models', 'TiedResNet50-S-fused',
-        '--out-dir', str(tmp_path), *TINY
+        '--profile', '--out-dir', str(tmp_path), *TINY
     ])
     rows = {r['name']: r for r in read_csv(tmp_path / 'backbones.csv')}
     assert list(rows) == ['ResNet50', 'ResNet50-fused', 'TiedResNet50-S-fused']
@@ -52,6 +53,23 @@ def test_benchmark_backbones_in_each_engine_writes_ratios(tmp_path, engine):
     assert onnx_files == (sorted(
         f'{name}_b{batch}.onnx' for name in rows
         for batch in (1, 2)) if engine == 'onnxruntime' else [])
+    # the profile: every convolution of each model once, the shares of one
+    # call summing to 1
+    profile = read_csv(tmp_path / 'profile.csv')
+    for name, model in (('ResNet50-fused', resnet),
+                        ('TiedResNet50-S-fused', tied)):
+        model_rows = [row for row in profile if row['name'] == name]
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        assert sum(int(row['calls']) for row in model_rows
+                   if row['op'] in ('conv', 'Conv', 'FusedConv')) == len(convs)
+        assert sum(float(row['share'])
+                   for row in model_rows) == pytest.approx(1)
+        # the 3 x 3 convolutions with 9 input channels per group of the
+        # merged parts of the first stage: 3 blocks
+        if name == 'TiedResNet50-S-fused':
+            assert sum(int(row['calls']) for row in model_rows
+                       if (row['kernel'], row['in_per_group'],
+                           row['groups']) == ('3', '9', '6')) == 3
     # peak memory is that of torch's allocator: the torch engine only
     assert ('peak_memory_b2_mib' in rows['ResNet50']) == (engine == 'torch')
 

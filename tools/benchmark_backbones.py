@@ -32,6 +32,11 @@ through ``torch.compile``, which needs a C++ compiler on the CPU;
 intra-op threads, on the CPU or, with ``--device cuda``, CUDA
 (onnxruntime-gpu).
 
+``--profile`` also profiles one call of each backbone at the largest batch
+in the engine (``torch.profiler``, or onnxruntime's session profiling) and
+writes ``DIR/profile.csv``: the time of its convolutions grouped by kernel
+and channels per group, and of the rest, with their shares of the call.
+
 Writes ``DIR/backbones.csv`` (one row per backbone), ``DIR/ratios.csv``
 (one row per backbone and baseline) and ``DIR/backbones.json`` (both, with
 the machine).
@@ -60,6 +65,7 @@ from sharedbasis_mm.layers import fuse_model
 from tool_utils import DefaultsHelpFormatter, int_at_least
 from tool_utils.benchmark_options import add_timing_arguments
 from tool_utils.deployment import export_onnx, onnx_session
+from tool_utils.profiling import profile_onnxruntime, profile_torch
 
 ENGINES = ('torch', 'onnxruntime')
 
@@ -196,6 +202,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--no-flops', action='store_true', help='skip counting FLOPs')
     parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='profile one call of each backbone at the largest batch '
+        '(DIR/profile.csv)')
+    parser.add_argument(
         '--out-dir',
         default=osp.join('work_dirs', 'benchmark_backbones'),
         help='where the tables are written')
@@ -262,6 +273,27 @@ def inference(model: nn.Module,
     return call
 
 
+def onnx_path(args: argparse.Namespace, name: str, batch: int) -> str:
+    """Where the ONNX export of backbone ``name`` at ``batch`` goes."""
+    return osp.join(args.out_dir, 'onnx', f'{name}_b{batch}.onnx')
+
+
+def profile_rows(models: Dict[str, nn.Module], inputs: torch.Tensor,
+                 args: argparse.Namespace) -> List[Dict]:
+    """The profile of one call of each model on ``inputs`` in the engine:
+    one row per model and op (convolutions per shape)."""
+    rows = []
+    for name, model in models.items():
+        if args.engine == 'torch':
+            profiled = profile_torch(inference(model, inputs))
+        else:
+            profiled = profile_onnxruntime(
+                onnx_path(args, name, len(inputs)),
+                {'input': inputs.cpu().numpy()}, args.device, args.threads)
+        rows += [dict(name=name, **row) for row in profiled]
+    return rows
+
+
 def engine_tasks(models: Dict[str, nn.Module], inputs: torch.Tensor,
                  args: argparse.Namespace) -> Dict[str, Callable[[], object]]:
     """One call of each model on ``inputs`` in the engine of ``args``, each
@@ -273,12 +305,11 @@ def engine_tasks(models: Dict[str, nn.Module], inputs: torch.Tensor,
             for name, model in models.items()
         }
     else:
-        onnx_dir = osp.join(args.out_dir, 'onnx')
-        os.makedirs(onnx_dir, exist_ok=True)
+        os.makedirs(osp.join(args.out_dir, 'onnx'), exist_ok=True)
         feed = {'input': inputs.cpu().numpy()}
         tasks = {}
         for name, model in models.items():
-            path = osp.join(onnx_dir, f'{name}_b{len(inputs)}.onnx')
+            path = onnx_path(args, name, len(inputs))
             export_onnx(model, inputs, path)
             session = onnx_session(path, args.device, args.threads)
             tasks[name] = (
@@ -385,8 +416,18 @@ def main(argv: Optional[List[str]] = None) -> None:
             row[f'peak_memory_b{batch}_mib'] = peak_memory(
                 inference(models[row['name']], inputs), args.device) / 2**20
     ratios = ratio_rows(rows, backbones)
-
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.profile:
+        profiled = profile_rows(models, inputs, args)
+        columns = ['name', 'op', 'kernel', 'in_per_group', 'out_per_group',
+                   'groups', 'calls', 'time_ms', 'share']
+        profiled = [{c: row.get(c, '') for c in columns} for row in profiled]
+        write_csv(osp.join(args.out_dir, 'profile.csv'), profiled)
+        for name in models:
+            top = [row for row in profiled if row['name'] == name][:8]
+            print(f'\nprofile of {name} (batch {batch}), longest first\n' +
+                  format_table(top, columns[1:]))
+
     write_csv(osp.join(args.out_dir, 'backbones.csv'), rows)
     if ratios:
         write_csv(osp.join(args.out_dir, 'ratios.csv'), ratios)

@@ -1,5 +1,7 @@
 """ONNX export and run of a model, and the comparison of its outputs, for
 ``tools/deployment/`` and the tests of the fused models."""
+import os.path as osp
+import tempfile
 from typing import Any, List, Sequence
 
 import numpy as np
@@ -79,10 +81,15 @@ def onnx_providers(device: str) -> List[str]:
     return ['CUDAExecutionProvider']
 
 
-def onnx_session(path: str, device: str = 'cpu', threads: int = 0) -> Any:
+def onnx_session(path: str,
+                 device: str = 'cpu',
+                 threads: int = 0,
+                 profile: bool = False) -> Any:
     """An onnxruntime ``InferenceSession`` of an exported model on
     ``device``, with every graph optimisation and ``threads`` intra-op
-    threads (0: onnxruntime's default), one inter-op thread.
+    threads (0: onnxruntime's default), one inter-op thread; ``profile``
+    records its runs (``end_profiling()`` writes the trace in the temporary
+    folder and returns its path).
 
     Raises:
         ImportError: If onnxruntime is not installed.
@@ -92,6 +99,10 @@ def onnx_session(path: str, device: str = 'cpu', threads: int = 0) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = osp.join(tempfile.gettempdir(),
+                                               'onnxruntime_profile')
     return onnxruntime.InferenceSession(
         path, options, providers=onnx_providers(device))
 
