@@ -1,5 +1,5 @@
-"""Fusion for inference: shared-basis layers and BatchNorms folded into
-plain convolutions."""
+"""Fusion for inference: shared-basis layers, tied layers and BatchNorms
+folded into plain convolutions."""
 from typing import Optional, Tuple
 
 import torch
@@ -90,8 +90,7 @@ def fuse_tied(model: nn.Module) -> nn.Module:
                                                     _BatchNorm):
                 norm_name, norm = children[i + 1]
                 setattr(model, norm_name, nn.Identity())
-            with torch.no_grad():
-                setattr(model, name, child.fuse(norm))
+            setattr(model, name, child.fuse(norm))
         elif not isinstance(child, _BatchNorm):
             fuse_tied(child)
     return model
@@ -150,10 +149,10 @@ def fuse_model(model: nn.Module) -> nn.Module:
 
     :func:`fuse_shared_basis` first turns every shared-basis layer into a
     plain ``nn.Conv2d`` and :func:`fuse_tied` every tied layer into its
-    deploy form (the norm after it folded in); mmcv's :func:`~mmcv.cnn.fuse_conv_bn` then folds
-    each BatchNorm into the convolution before it (bias included, so it is
-    exact for the fused convolutions too) and leaves an ``nn.Identity`` in
-    its place. The result computes what the model computes in eval mode;
+    deploy form (the norm after it folded in); mmcv's
+    :func:`~mmcv.cnn.fuse_conv_bn` then folds each BatchNorm into the
+    convolution before it (bias included, so it is exact for the fused
+    convolutions too) and leaves an ``nn.Identity`` in its place. The result computes what the model computes in eval mode;
     it is changed in place and returned.
 
     Raises:

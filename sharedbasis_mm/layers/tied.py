@@ -231,7 +231,7 @@ class TiedBlockConv2d(ConvModuleAttributes, TiedModule):
         return load_weight_bias(
             nn.Conv2d(
                 self.in_channels,
-            self.out_channels,
+                self.out_channels,
                 conv.kernel_size,
                 stride=conv.stride,
                 padding=conv.padding,

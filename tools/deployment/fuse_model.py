@@ -133,9 +133,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     if 'deploy' not in inspect.signature(backbone_type).parameters:
         raise SystemExit(
             f'fuse_model: backbone {backbone_type.__name__} has no deploy '
-            f'argument to rebuild a fused checkpoint; expected a shared-basis or '
-            f'tied backbone such as SharedBasisResNet, SharedBasisMobileNetV2 '
-            f'or TiedResNet')
+            f'argument to rebuild a fused checkpoint; expected a shared-basis '
+            f'or tied backbone such as SharedBasisResNet, '
+            f'SharedBasisMobileNetV2 or TiedResNet')
     try:
         load_model_checkpoint(model, args.checkpoint)
     except (OSError, ValueError, RuntimeError) as error:
