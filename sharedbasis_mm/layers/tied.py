@@ -109,7 +109,9 @@ class TiedBlockConv2d(ConvModuleAttributes, TiedModule):
             filter's convolution, as ``nn.Conv2d`` takes them.
 
     Its ``weight`` is the tied filter, ``(C_out / B, C_in / (B * groups), k,
-    k)``, its ``bias`` the tied bias, ``(C_out / B,)``, or None.
+    k)``, its ``bias`` the tied bias, ``(C_out / B,)``, or None. For
+    inference, :meth:`fuse` gives the equivalent group convolution with the
+    BatchNorm after it folded in (see ``fuse_tied``).
     """
 
     tied_name = 'conv'
