@@ -85,3 +85,15 @@ def test_benchmark_backbones_refuses_torch_options_in_onnxruntime(
             '--engine', 'onnxruntime', option, '--models', 'ResNet50',
             '--out-dir', str(tmp_path), *TINY
         ])
+
+
+def test_benchmark_backbones_refuses_onnxruntime_on_cuda_without_its_provider(
+        tmp_path):
+    onnxruntime = pytest.importorskip('onnxruntime')
+    if 'CUDAExecutionProvider' in onnxruntime.get_available_providers():
+        pytest.skip('onnxruntime-gpu is installed: it runs on cuda')
+    with pytest.raises(SystemExit, match="cannot run on device='cuda'"):
+        load_tool('benchmark_backbones').main([
+            '--engine', 'onnxruntime', '--device', 'cuda', '--models',
+            'ResNet50', '--out-dir', str(tmp_path), '--input-size', '32'
+        ])

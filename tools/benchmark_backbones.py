@@ -64,7 +64,7 @@ from sharedbasis_mm.layers import fuse_model
 
 from tool_utils import DefaultsHelpFormatter, int_at_least
 from tool_utils.benchmark_options import add_timing_arguments
-from tool_utils.deployment import export_onnx, onnx_session
+from tool_utils.deployment import export_onnx, onnx_providers, onnx_session
 from tool_utils.profiling import profile_onnxruntime, profile_torch
 
 ENGINES = ('torch', 'onnxruntime')
@@ -236,10 +236,12 @@ def check_engine(args: argparse.Namespace) -> None:
                     f'benchmark_backbones: --{option.replace("_", "-")} is '
                     f'an option of --engine torch: {why}')
         try:
-            import onnxruntime  # noqa: F401
+            onnx_providers(args.device)
         except ImportError as error:
             raise SystemExit(f'benchmark_backbones: --engine onnxruntime '
                              f'needs onnxruntime: {error}')
+        except ValueError as error:
+            raise SystemExit(f'benchmark_backbones: {error}')
     if (args.compile and args.device == 'cpu' and not any(
             shutil.which(c)
             for c in (os.environ.get('CXX', 'g++'), 'g++', 'clang++'))):
