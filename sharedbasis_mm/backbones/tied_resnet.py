@@ -25,23 +25,27 @@ are in the README):
 - exit: plain 1 x 1 convolution from ``width`` to ``4 * planes`` channels,
   norm (``conv3``), the residual shortcut (mmdet's, plain) and a ReLU.
 """
-from typing import Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from mmdet.models.backbones.resnext import Bottleneck as ResNeXtBottleneck
 from mmdet.models.layers import ResLayer
 from torch import Tensor
 
+from ..layers.fusion import (NormFusable, SwitchToDeployMixin,
+                             fold_batch_norm, load_weight_bias)
 from ..registry import MODELS
-from ..utils.validation import check_choice, check_int, check_positive_int
+from ..utils.validation import (check_bool, check_choice, check_int,
+                                check_positive_int)
 from .base_resnet import BaseResNet, DropPathMixin
 
 MIXERS = ('sum', 'cat')
 
 
-class TiedSplitConv(nn.Module):
+class TiedSplitConv(NormFusable, nn.Module):
     """The 3 x 3 stage of the TiedBottleneck: tied splits and their mixer.
 
     The ``in_channels`` input channels are split into ``len(split_blocks)``
@@ -105,6 +109,86 @@ class TiedSplitConv(nn.Module):
         out = torch.cat(outs, dim=1)
         fused = torch.stack(outs).sum(0) if self.fusion == 'sum' else out
         return out + self.mixer(fused)
+
+    @torch.no_grad()
+    def fuse(self, norm: Optional[nn.Module] = None) -> 'MergedSplitConv':
+        """The deploy form, :class:`MergedSplitConv`, of this stage followed
+        by ``norm`` (the bottleneck's ``norm2``). Exact in eval mode:
+
+        - each part's norm folds into its TBC, which becomes a group
+          convolution (:meth:`TiedBlockConv2d.fuse`), and consecutive parts
+          of the same block number merge into one group convolution on
+          their channels;
+        - the mixer and the addition of the concatenated parts become one
+          1 x 1 convolution on the concatenation, ``I + [M, ..., M]``
+          (``'sum'``: the mixer of the sum is the mixer repeated on each
+          part) or ``I + M`` (``'cat'``), into which ``norm`` folds.
+        """
+        convs: List[nn.Conv2d] = []
+        for tbc, split_norm, _ in self.splits:
+            conv = tbc.fuse(split_norm)
+            if convs and convs[-1].groups * conv.in_channels == (
+                    conv.groups * convs[-1].in_channels):
+                convs[-1] = _concat_group_convs(convs[-1], conv)
+            else:
+                convs.append(conv)
+        mixer = self.mixer.weight
+        if self.fusion == 'sum':
+            mixer = mixer.repeat(1, len(self.splits), 1, 1)
+        width = mixer.shape[0]
+        identity = torch.eye(width, dtype=mixer.dtype, device=mixer.device)
+        weight, bias = fold_batch_norm(mixer + identity[..., None, None],
+                                       None, norm)
+        merged = MergedSplitConv(convs, width)
+        load_weight_bias(merged.mixer, weight, bias)
+        return merged
+
+
+def _concat_group_convs(first: nn.Conv2d, second: nn.Conv2d) -> nn.Conv2d:
+    """One group convolution computing two of the same group width side by
+    side: on the concatenation of their inputs, it gives the concatenation
+    of their outputs."""
+    return load_weight_bias(
+        nn.Conv2d(
+            first.in_channels + second.in_channels,
+            first.out_channels + second.out_channels,
+            first.kernel_size,
+            stride=first.stride,
+            padding=first.padding,
+            dilation=first.dilation,
+            groups=first.groups + second.groups),
+        torch.cat([first.weight, second.weight]),
+        torch.cat([first.bias, second.bias]))
+
+
+class MergedSplitConv(nn.Module):
+    """The deploy form of :class:`TiedSplitConv` and the norm after it.
+
+    The input channels are cut into consecutive ranges, one per
+    convolution of ``convs`` (the parts of one block number, merged); each
+    range goes through its convolution and a ReLU, and one 1 x 1
+    convolution with bias, ``mixer``, maps their concatenation to the
+    output (the mixer, the residual addition and the norm, folded).
+
+    Args:
+        convs (Sequence[nn.Conv2d]): The merged parts, in channel order.
+        channels (int): Input (and output) channels.
+    """
+
+    def __init__(self, convs: Sequence[nn.Conv2d], channels: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(convs)
+        self.mixer = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if len(self.convs) == 1:
+            out = F.relu(self.convs[0](x))
+        else:
+            parts = x.split([conv.in_channels for conv in self.convs], 1)
+            out = torch.cat([
+                F.relu(conv(part)) for conv, part in zip(self.convs, parts)
+            ], 1)
+        return self.mixer(out)
 
 
 class TiedBottleneck(DropPathMixin, ResNeXtBottleneck):
@@ -215,7 +299,7 @@ class TiedBottleneck(DropPathMixin, ResNeXtBottleneck):
 
 
 @MODELS.register_module()
-class TiedResNet(BaseResNet):
+class TiedResNet(SwitchToDeployMixin, BaseResNet):
     """TiedResNet backbone (Tied Block Convolution, Figure 4a, Table 1).
 
     mmdet's ResNet whose bottlenecks are :class:`TiedBottleneck`, with the
@@ -236,6 +320,11 @@ class TiedResNet(BaseResNet):
             Defaults to 2.
         groups (int): Groups inside each 3 x 3 TBC block. Defaults to 1.
         mixer (str): ``'sum'`` or ``'cat'``. Defaults to ``'sum'``.
+        deploy (bool): Build the inference structure of
+            :meth:`switch_to_deploy` (every norm folded into the convolution
+            before it, each TBC a group convolution, each tied 3 x 3 stage a
+            :class:`MergedSplitConv`, the tied plugins' TBC and TFC plain
+            layers), to load a fused checkpoint. Defaults to False.
         **kwargs: The arguments of :class:`BaseResNet` (``drop_path_rate``)
             and of mmdet's ``ResNet`` (``out_indices``, ``frozen_stages``,
             ``norm_cfg``, ``norm_eval``, ``with_cp``, ``plugins``,
@@ -255,7 +344,9 @@ class TiedResNet(BaseResNet):
                  entry_blocks: int = 2,
                  groups: int = 1,
                  mixer: str = 'sum',
+                 deploy: bool = False,
                  **kwargs) -> None:
+        check_bool('deploy', deploy, owner=type(self).__name__)
         self.tied_cfg = dict(
             splits=splits,
             base_width=base_width,
@@ -264,6 +355,8 @@ class TiedResNet(BaseResNet):
             groups=groups,
             mixer=mixer)
         super().__init__(depth, **kwargs)
+        if deploy:
+            self.switch_to_deploy()
 
     def make_res_layer(self, **kwargs) -> ResLayer:
         """Pack the TiedBottlenecks of a stage into a ``ResLayer``."""

@@ -1,6 +1,6 @@
-"""Fusion for inference: shared-basis layers and BatchNorms folded into
-plain convolutions."""
-from typing import Tuple
+"""Fusion for inference: shared-basis layers, tied layers and BatchNorms
+folded into plain convolutions."""
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -32,6 +32,68 @@ def batch_norm_scale_shift(norm: nn.Module) -> Tuple[Tensor, Tensor]:
     if norm.bias is not None:
         shift = shift + norm.bias
     return scale, shift
+
+
+def fold_batch_norm(weight: Tensor, bias: Optional[Tensor],
+                    norm: Optional[nn.Module]) -> Tuple[Tensor, Tensor]:
+    """The ``(weight, bias)`` of a layer with the BatchNorm after it folded
+    in: ``norm(layer(x))`` in eval mode, whose output channels are the first
+    dimension of ``weight``. A missing ``bias`` is zero; without a norm the
+    weight is returned as it is."""
+    if bias is None:
+        bias = weight.new_zeros(weight.shape[0])
+    if norm is None:
+        return weight, bias
+    scale, shift = batch_norm_scale_shift(norm)
+    return (weight * scale.reshape(-1, *[1] * (weight.dim() - 1)),
+            bias * scale + shift)
+
+
+@torch.no_grad()
+def load_weight_bias(layer: nn.Module, weight: Tensor,
+                     bias: Tensor) -> nn.Module:
+    """``layer`` on the device of ``weight``, holding ``weight`` and (where
+    it has a bias) ``bias``."""
+    layer.to(weight.device)
+    layer.weight.copy_(weight)
+    if layer.bias is not None:
+        layer.bias.copy_(bias)
+    return layer
+
+
+class NormFusable:
+    """A layer that has a deploy form: plain ``nn`` layers computing it in
+    eval mode, with the BatchNorm that follows it (its next sibling in the
+    parent module, the order :func:`check_conv_bn_order` checks) folded in.
+    :func:`fuse_tied` replaces it by :meth:`fuse`."""
+
+    def fuse(self, norm: Optional[_BatchNorm] = None) -> nn.Module:
+        """The deploy form of the layer followed by ``norm`` (None: no
+        norm), computing ``norm(layer(x))`` in eval mode."""
+        raise NotImplementedError
+
+
+def fuse_tied(model: nn.Module) -> nn.Module:
+    """Replace every tied layer of a model by its deploy form.
+
+    Each :class:`NormFusable` layer (TBC, TGC, TFC and the tied 3 x 3 stage
+    of the TiedBottleneck) becomes the plain layers of its :meth:`fuse`;
+    a BatchNorm that directly follows it among its siblings is folded in
+    and replaced by ``nn.Identity``. The model is changed in place and
+    returned.
+    """
+    children = list(model.named_children())
+    for i, (name, child) in enumerate(children):
+        if isinstance(child, NormFusable):
+            norm = None
+            if i + 1 < len(children) and isinstance(children[i + 1][1],
+                                                    _BatchNorm):
+                norm_name, norm = children[i + 1]
+                setattr(model, norm_name, nn.Identity())
+            setattr(model, name, child.fuse(norm))
+        elif not isinstance(child, _BatchNorm):
+            fuse_tied(child)
+    return model
 
 
 def fuse_shared_basis(model: nn.Module) -> nn.Module:
@@ -82,13 +144,15 @@ def check_conv_bn_order(model: nn.Module) -> None:
 
 
 def fuse_model(model: nn.Module) -> nn.Module:
-    """Fuse a model for inference: shared bases, then BatchNorms.
+    """Fuse a model for inference: shared bases, tied layers, then
+    BatchNorms.
 
     :func:`fuse_shared_basis` first turns every shared-basis layer into a
-    plain ``nn.Conv2d``; mmcv's :func:`~mmcv.cnn.fuse_conv_bn` then folds
-    each BatchNorm into the convolution before it (bias included, so it is
-    exact for the fused convolutions too) and leaves an ``nn.Identity`` in
-    its place. The result computes what the model computes in eval mode;
+    plain ``nn.Conv2d`` and :func:`fuse_tied` every tied layer into its
+    deploy form (the norm after it folded in); mmcv's
+    :func:`~mmcv.cnn.fuse_conv_bn` then folds each BatchNorm into the
+    convolution before it (bias included, so it is exact for the fused
+    convolutions too) and leaves an ``nn.Identity`` in its place. The result computes what the model computes in eval mode;
     it is changed in place and returned.
 
     Raises:
@@ -97,7 +161,7 @@ def fuse_model(model: nn.Module) -> nn.Module:
     """
     check_conv_bn_order(model)
     with torch.no_grad():
-        fuse_conv_bn(fuse_shared_basis(model))
+        fuse_conv_bn(fuse_tied(fuse_shared_basis(model)))
     return model
 
 

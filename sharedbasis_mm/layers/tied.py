@@ -18,6 +18,7 @@ from ..registry import MODELS
 from ..utils.validation import (check_bool, check_choice, check_divisible,
                                 check_positive_int)
 from .conv_attributes import ConvGeometry, ConvModuleAttributes
+from .fusion import NormFusable, fold_batch_norm, load_weight_bias
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -27,9 +28,11 @@ TBC_IMPLS = ('auto', 'fold', 'grouped')
 FASTEST_TBC_IMPL: Dict[Tuple, str] = {}
 
 
-class TiedModule(nn.Module):
+class TiedModule(NormFusable, nn.Module):
     """A layer applying one module, its child named :attr:`tied_name`, to
-    every block: its ``weight`` and ``bias`` are that module's."""
+    every block: its ``weight`` and ``bias`` are that module's. Its deploy
+    form (:meth:`fuse`) is the plain layer with the tied weight repeated on
+    the block diagonal."""
 
     tied_name: str
 
@@ -106,7 +109,9 @@ class TiedBlockConv2d(ConvModuleAttributes, TiedModule):
             filter's convolution, as ``nn.Conv2d`` takes them.
 
     Its ``weight`` is the tied filter, ``(C_out / B, C_in / (B * groups), k,
-    k)``, its ``bias`` the tied bias, ``(C_out / B,)``, or None.
+    k)``, its ``bias`` the tied bias, ``(C_out / B,)``, or None. For
+    inference, :meth:`fuse` gives the equivalent group convolution with the
+    BatchNorm after it folded in (see ``fuse_tied``).
     """
 
     tied_name = 'conv'
@@ -213,6 +218,30 @@ class TiedBlockConv2d(ConvModuleAttributes, TiedModule):
                 times[impl] = min(times[impl], timer.timeit(1).median)
         return times
 
+    @torch.no_grad()
+    def fuse(self, norm: Optional[nn.Module] = None) -> nn.Conv2d:
+        """The group convolution with ``blocks * groups`` groups computing
+        this layer, the thin filter repeated once per block; the BatchNorm
+        ``norm`` that follows it, if any, is folded in (each block's output
+        channels get their own scale and shift, which is why the result is
+        no longer tied). Exact in eval mode."""
+        conv = self.conv
+        weight, bias = fold_batch_norm(
+            conv.weight.repeat(self.blocks, 1, 1, 1),
+            None if conv.bias is None else conv.bias.repeat(self.blocks),
+            norm)
+        return load_weight_bias(
+            nn.Conv2d(
+                self.in_channels,
+                self.out_channels,
+                conv.kernel_size,
+                stride=conv.stride,
+                padding=conv.padding,
+                dilation=conv.dilation,
+                groups=conv.groups * self.blocks,
+                bias=conv.bias is not None or norm is not None,
+                padding_mode=conv.padding_mode), weight, bias)
+
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, '
                 f'blocks={self.blocks}, impl={self.impl!r}')
@@ -265,6 +294,23 @@ class TiedLinear(TiedModule):
             x.reshape(*x.shape[:-1], self.blocks,
                       self.in_features // self.blocks))
         return out.reshape(*x.shape[:-1], self.out_features)
+
+    @torch.no_grad()
+    def fuse(self, norm: Optional[nn.Module] = None) -> nn.Linear:
+        """The ``nn.Linear`` computing this layer: the tied map repeated on
+        the block diagonal of its weight, and the BatchNorm ``norm`` after
+        it, if any, folded in. Exact in eval mode."""
+        linear = self.linear
+        weight, bias = fold_batch_norm(
+            torch.block_diag(*[linear.weight] * self.blocks),
+            None if linear.bias is None else linear.bias.repeat(self.blocks),
+            norm)
+        return load_weight_bias(
+            nn.Linear(
+                self.in_features,
+                self.out_features,
+                bias=linear.bias is not None or norm is not None), weight,
+            bias)
 
     def extra_repr(self) -> str:
         return (f'in_features={self.in_features}, '

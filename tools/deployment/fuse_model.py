@@ -1,4 +1,4 @@
-"""Fuse a trained shared-basis model into plain convolutions for deployment.
+"""Fuse a trained shared-basis or tied model into plain layers for deployment.
 
 Usage:
     python tools/deployment/fuse_model.py CONFIG CHECKPOINT [--out-dir DIR]
@@ -6,7 +6,8 @@ Usage:
 
 Builds the model of CONFIG, loads CHECKPOINT and fuses its backbone with
 :func:`sharedbasis_mm.layers.fuse_model`: every shared-basis convolution
-becomes one plain convolution and every BatchNorm folds into the
+becomes one plain convolution, every tied layer (TBC, TFC, the tied 3 x 3
+stage of TiedResNet) its deploy form and every BatchNorm folds into the
 convolution before it. It then checks, on a random batch, that the fused
 model's features (``model.extract_feat``) equal the original's in eval mode,
 and writes to DIR:
@@ -133,7 +134,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(
             f'fuse_model: backbone {backbone_type.__name__} has no deploy '
             f'argument to rebuild a fused checkpoint; expected a shared-basis '
-            f'backbone such as SharedBasisResNet or SharedBasisMobileNetV2')
+            f'or tied backbone such as SharedBasisResNet, '
+            f'SharedBasisMobileNetV2 or TiedResNet')
     try:
         load_model_checkpoint(model, args.checkpoint)
     except (OSError, ValueError, RuntimeError) as error:

@@ -1,5 +1,7 @@
 """ONNX export and run of a model, and the comparison of its outputs, for
 ``tools/deployment/`` and the tests of the fused models."""
+import os.path as osp
+import tempfile
 from typing import Any, List, Sequence
 
 import numpy as np
@@ -59,14 +61,58 @@ def export_onnx(model: nn.Module, inputs: Tensor, path: str) -> List[str]:
     return output_names
 
 
+def onnx_providers(device: str) -> List[str]:
+    """The onnxruntime execution providers that run on ``device``
+    (``'cpu'`` or ``'cuda'``).
+
+    Raises:
+        ImportError: If onnxruntime is not installed.
+        ValueError: If the installed onnxruntime cannot run on ``device``.
+    """
+    import onnxruntime
+    if device == 'cpu':
+        return ['CPUExecutionProvider']
+    available = onnxruntime.get_available_providers()
+    if device != 'cuda' or 'CUDAExecutionProvider' not in available:
+        raise ValueError(
+            f'onnxruntime cannot run on device={device!r}: its providers are '
+            f'{available}; expected cpu, or cuda with onnxruntime-gpu '
+            f'(CUDAExecutionProvider) installed')
+    return ['CUDAExecutionProvider']
+
+
+def onnx_session(path: str,
+                 device: str = 'cpu',
+                 threads: int = 0,
+                 profile: bool = False) -> Any:
+    """An onnxruntime ``InferenceSession`` of an exported model on
+    ``device``, with every graph optimisation and ``threads`` intra-op
+    threads (0: onnxruntime's default), one inter-op thread; ``profile``
+    records its runs (``end_profiling()`` writes the trace in the temporary
+    folder and returns its path).
+
+    Raises:
+        ImportError: If onnxruntime is not installed.
+        ValueError: If it cannot run on ``device``.
+    """
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if profile:
+        options.enable_profiling = True
+        options.profile_file_prefix = osp.join(tempfile.gettempdir(),
+                                               'onnxruntime_profile')
+    return onnxruntime.InferenceSession(
+        path, options, providers=onnx_providers(device))
+
+
 def run_onnx(path: str, inputs: Tensor) -> List[Tensor]:
     """Run an exported model with onnxruntime on the CPU.
 
     Raises:
         ImportError: If onnxruntime is not installed.
     """
-    import onnxruntime
-    session = onnxruntime.InferenceSession(
-        path, providers=['CPUExecutionProvider'])
+    session = onnx_session(path)
     outputs = session.run(None, {'input': inputs.detach().cpu().numpy()})
     return [torch.from_numpy(np.asarray(output)) for output in outputs]
