@@ -57,7 +57,8 @@ class DropPathMixin:
         def residual_sum(x: Tensor) -> Tensor:
             out = self.drop_path(self.residual_branch(x))
             identity = x if self.downsample is None else self.downsample(x)
-            return out + identity
+            out += identity  # in place, as mmdet's blocks add
+            return out
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(residual_sum, x, use_reentrant=False)
