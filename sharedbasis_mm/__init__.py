@@ -12,7 +12,7 @@ from . import attention, backbones, evaluation, hooks, layers  # noqa: F401
 from .layers import (BasisConv2d, SharedBasisConv2d, TiedBlockConv2d,
                      TiedLinear, batch_norm_scale_shift, check_conv_bn_order,
                      find_shared_bases, fuse_model, fuse_shared_basis,
-                     make_filter_basis, orthogonality_error)
+                     fuse_tied, make_filter_basis, orthogonality_error)
 from .utils import register_runner_checkpoint_globals
 from .version import __version__
 
@@ -25,6 +25,6 @@ MODULE2PACKAGE.setdefault('sharedbasis_mm', 'sharedbasis_mm')
 __all__ = [
     '__version__', 'TiedBlockConv2d', 'TiedLinear', 'make_filter_basis',
     'BasisConv2d', 'SharedBasisConv2d', 'find_shared_bases',
-    'orthogonality_error', 'fuse_shared_basis', 'fuse_model',
+    'orthogonality_error', 'fuse_shared_basis', 'fuse_tied', 'fuse_model',
     'check_conv_bn_order', 'batch_norm_scale_shift'
 ]

@@ -109,7 +109,7 @@ NOT_REPRODUCED = pytest.mark.xfail(
     strict=True,
     reason='Table 1 makes each 14x14 block of depth 101 about 100-120k '
     'parameters larger than any TiedBottleneck the paper describes (see '
-    'README, known gaps)')
+    'docs/tied_block_convolution.md, gaps to Table 1)')
 
 
 @functools.lru_cache()
@@ -179,7 +179,7 @@ def test_flops_match_design(name):
 @pytest.mark.xfail(
     strict=True,
     reason='the paper gives 5-17% more FLOPs than the design for every '
-    'model (see README)')
+    'model (see docs/tied_block_convolution.md)')
 def test_flops_within_3_percent_of_paper(name):
     paper_flops = load_config(name).paper_reference.flops
     assert abs(measured_flops(name) / paper_flops - 1) < 0.03

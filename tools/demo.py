@@ -62,7 +62,7 @@ LIMITS = (
     'trained once (seed {seed}), from scratch, on {train} small synthetic '
     'images; another seed may move the AP of each model (run `--seed 1` '
     'and `--seed 2` and compare with `tools/demo_seeds.py`; see the '
-    'README), and an '
+    'docs/demo.md), and an '
     'occlusion bin holds only the images counted in its row, so per-bin '
     'differences are noisier still. A seeded run reproduces its losses and '
     'AP on the same CPU model only ({cpu} here): another CPU model rounds '

@@ -6,7 +6,7 @@ markdown, the bbox AP of each model per seed, the difference between the
 first two models per seed, and per column the mean and the range
 (max - min); ``--out`` also writes it to a file.
 
-Example (the README's seed spread):
+Example (the seed spread of docs/demo.md):
     python tools/demo.py; python tools/demo.py --seed 1
     python tools/demo.py --seed 2
     python tools/demo_seeds.py work_dirs/demo work_dirs/demo-seed1 \

@@ -8,7 +8,7 @@ bottleneck subclass and an overridden ``make_res_layer``), so ``out_indices``,
 :class:`~sharedbasis_mm.backbones.base_resnet.BaseResNet`).
 
 Design (what the paper leaves open is marked *chosen*; the numbers it gives
-are in the README):
+are in docs/tied_block_convolution.md):
 
 - entry: 1 x 1 TBC with ``entry_blocks=2`` from the block input to
   ``width = splits * w`` channels, norm, ReLU (``conv1``).

@@ -68,7 +68,7 @@ class TiedBlockConv2d(ConvModuleAttributes, TiedModule):
     folding is a free view of an NCHW input (a copy of a ``channels_last``
     one) but convolves ``N * B`` thin images, slow for many large maps of
     few channels, while the grouped convolution is slow for small maps (see
-    the README's "Speed and deployment" section). ``impl='auto'`` times both
+    docs/deployment_and_benchmarks.md). ``impl='auto'`` times both
     forms once (forward, without gradients) for each new input shape,
     layout, dtype and device, as ``cudnn.benchmark`` does, and runs the
     faster one from then on (:data:`FASTEST_TBC_IMPL` caches the choices);

@@ -253,7 +253,7 @@ def build_metafile(root: str, folder: str, configs: Dict[str, Config],
         if 'Results' not in model:
             print_log(
                 f'{relpath}: no Results in {folder}/{METAFILE}; add the '
-                "paper's figures by hand (see the README)",
+                "paper's figures by hand (see docs/installation.md)",
                 logger='current')
         models.append(model)
     return {'Collections': list(collections.values()), 'Models': models}

@@ -16,7 +16,7 @@ tied_backbone = dict(
         checkpoint='work_dirs/backbones/tiedresnest50-s_8xb32_in1k.pth'))
 occlusion_metric = dict(type='CocoOcclusionRatioMetric', instance_shape='box')
 
-# the size of the paper's ImageNet backbone (fc included; see the README)
+# the size of the paper's ImageNet backbone (fc included; see docs/tied_block_convolution.md)
 paper_reference = dict(
     source='Tied Block Convolution, Table 1 (backbone)',
     params=16.5e6,
