@@ -82,7 +82,18 @@ def relative_error(x: torch.Tensor, y: torch.Tensor) -> float:
     (dict(type='ResNet', depth=50, stem_channels=8, base_channels=4),
      dict(type='SharedBasisResNet', depth=50, stem_channels=8,
           base_channels=4, basis_cfg=dict(share='all')), 128),
-], ids=['basic', 'basic-num_bases2', 'bottleneck-all'])
+    # ResNet20-S16U1 on He et al.'s CIFAR ResNet-20: 16 + 1 basis rows for
+    # 16 filters, where only the refinement finds the shared basis
+    (dict(type='ZeroPadResNet_CIFAR', depth=20),
+     dict(type='SharedBasisResNet_CIFAR', depth=20, num_stages=3,
+          base_channels=16, strides=(1, 2, 2), dilations=(1, 1, 1),
+          out_indices=(2, ), shortcut_type='pad',
+          basis_cfg=dict(shared_rank=16, unique_rank=1)), 64),
+    (dict(type='MobileNetV2', widen_factor=0.25),
+     dict(type='SharedBasisMobileNetV2', widen_factor=0.25,
+          share='expand_project'), 1280),
+], ids=['basic', 'basic-num_bases2', 'bottleneck-all', 'cifar-s16u1',
+        'mobilenet-v2-expand_project'])
 def test_representable_weights_convert_exactly(plain_backbone,
                                                shared_backbone, channels):
     torch.manual_seed(0)

@@ -1,3 +1,4 @@
+from .resnet_cifar import ZeroPadResNet_CIFAR
 from .shared_basis_densenet import (SharedBasisDenseNet,
                                     SharedBasisDenseNet_CIFAR,
                                     SharedBasisDenseNetCifar)
@@ -17,5 +18,6 @@ __all__ = [
     'SharedBasisDenseNet', 'SharedBasisDenseNet_CIFAR', 'SharedBasisResNeXt',
     'SharedBasisResNeXt_CIFAR', 'SharedBasisResNetCifar',
     'SharedBasisDenseNetCifar', 'SharedBasisResNeXtCifar', 'TiedBottleneck',
-    'TiedSplitConv', 'TiedResNet', 'TiedResNeXt', 'TiedSEResNet'
+    'TiedSplitConv', 'TiedResNet', 'TiedResNeXt', 'TiedSEResNet',
+    'ZeroPadResNet_CIFAR'
 ]
