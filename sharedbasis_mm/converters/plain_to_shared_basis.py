@@ -24,7 +24,8 @@ function (so that fine-tuning in train mode starts from it).
 import math
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 import torch
 import torch.nn as nn
@@ -170,6 +171,30 @@ def _relative(error: float, weight: Tensor) -> float:
     return math.sqrt(error) / max(weight.double().norm().item(), 1e-300)
 
 
+def _conv_record(name: str, basis: str, weight: Tensor, error: float,
+                 **extra) -> Dict:
+    """The report of one converted convolution."""
+    relative = _relative(error, weight)
+    return dict(
+        name=name,
+        basis=basis,
+        relative_error=relative,
+        energy=1 - relative**2,
+        **extra)
+
+
+def _group_record(basis: str, layers: List[str], weights: List[Tensor],
+                  errors: List[float], start_relative_error: Optional[float],
+                  iterations: int) -> Dict:
+    """The report of the layers sharing one basis."""
+    return dict(
+        basis=basis,
+        layers=layers,
+        relative_error=_relative(sum(errors), torch.cat(weights)),
+        start_relative_error=start_relative_error,
+        iterations=iterations)
+
+
 def convert_plain_state_dict(
         model: nn.Module,
         plain: Mapping[str, Tensor],
@@ -246,24 +271,19 @@ def convert_plain_state_dict(
                 report['norms'].append(f'{name}.norm')
             values = torch.linalg.svdvals(weight.double()).square()
             rank = shared_rank + module.basis.unique_rank
-            relative = _relative(error, weight)
             report['convs'].append(
-                dict(
-                    name=name,
-                    basis=basis,
+                _conv_record(
+                    name,
+                    basis,
+                    weight,
+                    error,
                     shared_rank=shared_rank,
                     unique_rank=module.basis.unique_rank,
-                    relative_error=relative,
-                    energy=1 - relative**2,
                     rank_energy=(values[:rank].sum() / values.sum()).item()))
         report['groups'].append(
-            dict(
-                basis=basis,
-                layers=layers,
-                relative_error=_relative(sum(fit.errors), torch.cat(weights)),
-                start_relative_error=_relative(fit.start_error,
-                                               torch.cat(weights)),
-                iterations=fit.iterations))
+            _group_record(basis, layers, weights, fit.errors,
+                          _relative(fit.start_error, torch.cat(weights)),
+                          fit.iterations))
     for basis, (convs, norms) in plan.whole.items():
         weights = [plain[f'{name}.weight'] for name in convs]
         fit = decompose_shared_weight(weights)
@@ -273,22 +293,10 @@ def convert_plain_state_dict(
             _absorb_scales(out, target, norm_name,
                            model.get_submodule(norm_name), plain, scales)
             report['norms'].append(norm_name)
-            relative = _relative(error, weight)
             report['convs'].append(
-                dict(
-                    name=conv,
-                    basis=basis,
-                    relative_error=relative,
-                    energy=1 - relative**2,
-                    rank_energy=None))
+                _conv_record(conv, basis, weight, error, rank_energy=None))
         report['groups'].append(
-            dict(
-                basis=basis,
-                layers=convs,
-                relative_error=_relative(sum(fit.errors),
-                                         torch.cat(weights)),
-                start_relative_error=None,
-                iterations=0))
+            _group_record(basis, convs, weights, fit.errors, None, 0))
     for key, value in target.items():
         out.setdefault(key, value.clone())  # num_batches_tracked
     return OrderedDict((key, out[key]) for key in target), report
