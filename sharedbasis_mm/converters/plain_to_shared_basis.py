@@ -68,6 +68,8 @@ def _following_norm(model: nn.Module, conv_name: str) -> str:
 
 
 def _check_norm(model: nn.Module, name: str, affine: bool) -> _BatchNorm:
+    """The norm ``name``; raise unless it is a BatchNorm with running
+    statistics (and affine parameters with ``affine``)."""
     norm = model.get_submodule(name)
     if not isinstance(norm, _BatchNorm) or norm.running_var is None or (
             affine and norm.weight is None):
@@ -168,6 +170,7 @@ class _Plan:
 
 
 def _relative(error: float, weight: Tensor) -> float:
+    """``sqrt(error) / ||weight||_F`` for a squared error."""
     return math.sqrt(error) / max(weight.double().norm().item(), 1e-300)
 
 
