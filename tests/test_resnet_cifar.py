@@ -1,5 +1,6 @@
 """He et al.'s plain CIFAR ResNets (ZeroPadResNet_CIFAR), the baselines of
 Table 3 of Learning Deeply Shared Filter Bases, and their configs."""
+import functools
 import os.path as osp
 import re
 
@@ -15,6 +16,11 @@ from sharedbasis_mm.backbones import (SharedBasisResNet_CIFAR,
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                    'configs')
+
+
+@functools.lru_cache(maxsize=None)
+def load_config(*path: str) -> Config:
+    return Config.fromfile(osp.join(CONFIGS, *path))
 
 
 def hand_count(depth: int, classes: int = 10) -> int:
@@ -35,7 +41,7 @@ def hand_count(depth: int, classes: int = 10) -> int:
     ('resnet32_1xb128_cifar10.py', 32, 0.46e6),
 ])
 def test_baseline_configs_have_the_papers_parameters(name, depth, paper):
-    cfg = Config.fromfile(osp.join(CONFIGS, 'baselines', name))
+    cfg = load_config('baselines', name)
     model = build_model_from_config(cfg)
     assert isinstance(model.backbone, ZeroPadResNet_CIFAR)
     count = sum(p.numel() for p in model.parameters())
@@ -46,10 +52,8 @@ def test_baseline_configs_have_the_papers_parameters(name, depth, paper):
 
 
 def test_same_recipe_as_the_shared_basis_sibling():
-    cfg = Config.fromfile(
-        osp.join(CONFIGS, 'baselines', 'resnet56_1xb128_cifar10.py'))
-    sibling = Config.fromfile(
-        osp.join(CONFIGS, 'shared_basis', 'resnet56-s16u1_1xb128_cifar10.py'))
+    cfg = load_config('baselines', 'resnet56_1xb128_cifar10.py')
+    sibling = load_config('shared_basis', 'resnet56-s16u1_1xb128_cifar10.py')
     for key in ('optim_wrapper', 'param_scheduler', 'train_cfg',
                 'train_dataloader', 'test_dataloader'):
         assert cfg[key] == sibling[key], key
