@@ -22,6 +22,7 @@ COMPONENTS = {
     'SharedBasisResNet_CIFAR': dict(depth=18, basis_cfg=dict(shared_rank=4),
                                     base_channels=8),
     'SharedBasisMobileNetV2': dict(widen_factor=0.25),
+    'ZeroPadResNet_CIFAR': dict(depth=20),
     'SharedBasisDenseNet': dict(
         arch=dict(growth_rate=4, depths=[1, 1], init_channels=8),
         shared_rank=2, unique_rank=1),

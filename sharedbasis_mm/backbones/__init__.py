@@ -1,3 +1,4 @@
+from .resnet_cifar import ZeroPadResNet_CIFAR
 from .shared_basis_densenet import (SharedBasisDenseNet,
                                     SharedBasisDenseNet_CIFAR,
                                     SharedBasisDenseNetCifar)
@@ -22,5 +23,6 @@ __all__ = [
     'SharedBasisDenseNetCifar', 'SharedBasisResNeXtCifar', 'TiedBottleneck',
     'TiedSplitConv', 'TiedResNet', 'TiedResNeXt', 'TiedSEResNet',
     'SEResNetTiedSE', 'EfficientNetTiedSE', 'TiedResNeSt',
-    'TiedResNeStBottleneck', 'TiedSplitAttentionConv2d', 'GroupedTBC'
+    'TiedResNeStBottleneck', 'TiedSplitAttentionConv2d', 'GroupedTBC',
+    'ZeroPadResNet_CIFAR'
 ]
