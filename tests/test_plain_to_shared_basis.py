@@ -4,6 +4,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -14,6 +15,15 @@ from sharedbasis_mm.converters import (PlainCheckpointError,
                                        decompose_shared_basis)
 from sharedbasis_mm.layers import (BasisConv2d, SharedBasisConv2d,
                                    find_basis_users)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def mmpretrain_scope():
+    """Build in mmpretrain's scope, whatever another test of this process
+    left as the default scope."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
+
 
 TINY_RESNET = dict(stem_channels=8, base_channels=8)
 

@@ -7,11 +7,21 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 from torchvision.models import resnet18
 
 import sharedbasis_mm  # noqa: F401 (registers the backbones)
 from tool_loading import load_tool
+
+
+@pytest.fixture(scope='module', autouse=True)
+def mmpretrain_scope():
+    """Build in mmpretrain's scope, whatever another test of this process
+    left as the default scope."""
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        yield
+
 
 tool = load_tool('resnet_to_shared_basis')
 
